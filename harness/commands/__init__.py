@@ -1,0 +1,1 @@
+"""Sub-commands of the tfbench CLI that are not analysis modules themselves."""
