@@ -1,0 +1,175 @@
+"""Model builders: keras.applications bases with a transfer-learning head.
+
+TensorFlow and Keras are imported inside functions only. A workload is the
+full model (preprocessing, base, head) built for one cell, plus the pieces an
+engine needs to train or convert it. Works with Keras 3 (TF >= 2.16) and with
+Keras 2 / tf_keras (Jetson wheels, TF Hub models).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import Cell, RunSettings
+from harness.errors import UserError
+
+# keras.applications builder name and the ImageNet no-top weights file in the Keras cache.
+APPLICATIONS: dict[str, tuple[str, str]] = {
+    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+    "inception_v3": ("InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "mobilenet_v1": ("MobileNet", "mobilenet_1_0_224_tf_no_top.h5"),
+}
+
+
+@dataclass
+class Workload:
+    """A built model and what engines need to run it."""
+
+    model: Any  # keras.Model (Keras 3) or tf_keras.Model
+    keras: Any  # the keras module the model belongs to
+    num_classes: int
+    input_size: int
+    mixed: bool
+
+    def make_optimizer(self) -> Any:
+        """The optimizer for training (wrapped for loss scaling under mixed precision)."""
+        opt = self.keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        if self.mixed:
+            opt = self.keras.mixed_precision.LossScaleOptimizer(opt)
+        return opt
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def hub_cache_path(handle: str) -> Path:
+    cache = Path(os.environ.get("TFHUB_CACHE_DIR", "/tmp/tfhub_modules"))
+    return cache / hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def check_offline(cell: Cell, allow_download: bool) -> None:
+    """Refuse, before anything runs, a cell that would download (unless allowed)."""
+    if allow_download:
+        return
+    if cell.weights == "imagenet":
+        if cell.model not in APPLICATIONS:
+            raise UserError.invalid(f"weights (model {cell.model})", "imagenet",
+                                    f"random or a path; imagenet is for {', '.join(APPLICATIONS)}")
+        path = keras_cache_dir() / APPLICATIONS[cell.model][1]
+        if not path.is_file():
+            raise UserError(
+                f"weights: 'imagenet' for {cell.model} is not in the Keras cache ({path}); "
+                "place the file there or pass --allow-download"
+            )
+    if cell.model.startswith("hub:"):
+        handle = cell.model[4:]
+        if handle.startswith(("http://", "https://")) and not hub_cache_path(handle).is_dir():
+            raise UserError(
+                f"model: {cell.model!r} is not in the TF Hub cache ({hub_cache_path(handle)}); "
+                "set TFHUB_CACHE_DIR to a filled cache or pass --allow-download"
+            )
+        if not handle.startswith(("http://", "https://")) and not Path(handle).exists():
+            raise UserError(f"model: hub handle {handle!r} is neither a URL nor an existing path")
+
+
+def build_workload(cell: Cell, settings: RunSettings, num_classes: int | None = None,
+                   mixed: bool | None = None) -> Workload:
+    """Build the cell's model, compiled for its mode (train: frozen or unfrozen base)."""
+    classes = num_classes or settings.num_classes
+    mixed = cell.precision == "mixed" if mixed is None else mixed
+    if cell.model.startswith("hub:"):
+        return _build_hub(cell, classes, mixed)
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    size = cell.input_size
+    base, scale, offset = _base(keras, cell, size)
+    frozen = cell.mode == "infer" or cell.base == "frozen"
+    base.trainable = not frozen
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Rescaling(scale, offset, name="preprocess")(inputs)
+    x = base(x, training=False) if frozen else base(x)
+    if len(x.shape) == 4:
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(0.2, name="dropout")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", dtype="float32", name="head")(x)
+    model = keras.Model(inputs, outputs, name=f"{cell.test_id}")
+    if cell.weights not in ("random", "imagenet"):
+        model.load_weights(cell.weights)
+    workload = Workload(model=model, keras=keras, num_classes=classes, input_size=size,
+                        mixed=mixed)
+    if cell.mode == "train":
+        # Compile after setting `trainable` (Keras reads it at compile time).
+        model.compile(optimizer=workload.make_optimizer(),
+                      loss=keras.losses.SparseCategoricalCrossentropy())
+    return workload
+
+
+def _base(keras: Any, cell: Cell, size: int) -> tuple[Any, float, float]:
+    """The base network and the input scaling it expects (from [0, 255])."""
+    shape = (size, size, 3)
+    weights = "imagenet" if cell.weights == "imagenet" else None
+    if cell.model in APPLICATIONS:
+        builder = getattr(keras.applications, APPLICATIONS[cell.model][0])
+        base = builder(include_top=False, weights=weights, input_shape=shape, pooling="avg")
+        return base, 1 / 127.5, -1.0
+    if cell.model == "tiny_mobilenet_v2":
+        base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=shape,
+                                              alpha=0.35, pooling="avg")
+        return base, 1 / 127.5, -1.0
+    if cell.model == "tiny_cnn":
+        layers = keras.layers
+        base = keras.Sequential(
+            [
+                keras.Input(shape),
+                layers.Conv2D(8, 3, padding="same", activation="relu"),
+                layers.BatchNormalization(),
+                layers.MaxPooling2D(),
+                layers.Conv2D(16, 3, padding="same", activation="relu"),
+                layers.GlobalAveragePooling2D(),
+            ],
+            name="tiny_cnn_base",
+        )
+        return base, 1 / 255.0, 0.0
+    path = Path(cell.model)
+    if path.suffix in (".keras", ".h5"):
+        return keras.models.load_model(path, compile=False), 1 / 127.5, -1.0
+    if (path / "saved_model.pb").exists():
+        if cell.mode == "train" and cell.base == "unfrozen":
+            raise UserError(
+                f"model: a SavedModel directory ({path}) can only be used frozen; "
+                "use a .keras file to fine-tune it"
+            )
+        layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+        return layer, 1 / 255.0, 0.0
+    raise UserError.invalid("model", cell.model, "a known model, hub:<handle>, .keras/.h5, SavedModel")
+
+
+def _build_hub(cell: Cell, classes: int, mixed: bool) -> Workload:
+    """A TF Hub base through tf_keras (hub.KerasLayer is a Keras 2 layer)."""
+    try:
+        import tensorflow_hub as hub
+        import tf_keras
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            f"hub models need the 'hub' extra (pip install 'tfbench[hub]'): {exc}"
+        ) from exc
+    tf_keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    frozen = cell.mode == "infer" or cell.base == "frozen"
+    size = cell.input_size
+    inputs = tf_keras.Input((size, size, 3), name="image")
+    x = tf_keras.layers.Rescaling(1 / 255.0)(inputs)  # hub image models expect [0, 1]
+    x = hub.KerasLayer(cell.model[4:], trainable=not frozen, name="hub_base")(x)
+    outputs = tf_keras.layers.Dense(classes, activation="softmax", dtype="float32", name="head")(x)
+    model = tf_keras.Model(inputs, outputs)
+    workload = Workload(model=model, keras=tf_keras, num_classes=classes, input_size=size,
+                        mixed=mixed)
+    if cell.mode == "train":
+        model.compile(optimizer=workload.make_optimizer(),
+                      loss=tf_keras.losses.SparseCategoricalCrossentropy())
+    return workload
