@@ -368,7 +368,7 @@ def run_cells(
     sampler_summary: dict[str, Any] = {}
     try:
         status = session.start_samplers()
-        _record_samplers(run_dir, status, None)
+        record_samplers(run_dir, status, None)
         pending: dict[str, list[BlockOutcome]] = {}
         total_blocks = max(settings.interleave, 1)
         for cell, block in schedule(cells, settings.interleave):
@@ -388,12 +388,12 @@ def run_cells(
                 progress.finished(label, outcome.status, "")
     finally:
         sampler_summary = session.close()
-        _record_samplers(run_dir, session.sampler_status, sampler_summary)
+        record_samplers(run_dir, session.sampler_status, sampler_summary)
         progress.close()
     return run_dir
 
 
-def _record_samplers(run_dir: Path, status: dict[str, str], summary: dict[str, Any] | None) -> None:
+def record_samplers(run_dir: Path, status: dict[str, str], summary: dict[str, Any] | None) -> None:
     """Add which samplers were active (and how sampling ended) to environment.json."""
     path = run_dir / "environment.json"
     env = json.loads(path.read_text())
