@@ -291,18 +291,26 @@ def expand_matrix(profile: Profile) -> list[Cell]:
 
 
 def _check_all_used(cells: Iterable[Cell], asked: Mapping[str, Sequence[str]]) -> None:
-    for attr, values in asked.items():
+    cells = list(cells)
+    selected = [ENGINES[e] for e in asked["engine"]]
+    for attr in ("precision", "mode", "engine"):
         used = {getattr(c, attr) for c in cells}
-        for value in values:
-            if value not in used:
-                support = "; ".join(
-                    f"{s.name}: {', '.join(s.modes if attr == 'mode' else s.precisions)}"
-                    for s in ENGINES.values()
-                )
+        for value in asked[attr]:
+            if value in used:
+                continue
+            if attr == "engine":
+                spec = ENGINES[value]
                 raise UserError(
-                    f"{attr}: {value!r} is not supported by any selected engine "
-                    f"(supported {attr}s by engine: {support})"
+                    f"engine: {value!r} makes no cell with the selected modes and precisions; "
+                    f"it runs modes {', '.join(spec.modes)} at precisions {', '.join(spec.precisions)}"
                 )
+            support = "; ".join(
+                f"{s.name}: {', '.join(s.modes if attr == 'mode' else s.precisions)}"
+                for s in selected
+            )
+            raise UserError(
+                f"{attr}: {value!r} is not supported by any selected engine ({support})"
+            )
 
 
 def resolve_profile_path(name_or_path: str) -> Path:

@@ -1,0 +1,121 @@
+"""The results-directory contract: CSV round trip, column checks, schema versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UserError
+from harness.records import (
+    CONFIGS_COLUMNS,
+    CONFIGS_FILE,
+    SAMPLES_COLUMNS,
+    SAMPLES_FILE,
+    SCHEMA_VERSION,
+    STEPS_COLUMNS,
+    STEPS_FILE,
+    RunFiles,
+    load_results,
+    read_environment,
+    write_environment,
+)
+
+DESIGN_CONFIGS = (
+    "run_id, config_id, model, weights, input_size, device, mode, base, engine, precision, "
+    "batch_size, data, status, reason, warmup_steps, measured_steps, first_step_s, "
+    "step_s_median, step_s_p90, step_s_p99, step_s_mean, step_s_std, step_s_median_ci_low, "
+    "step_s_median_ci_high, images_per_s, power_w_mean, energy_j_per_image, "
+    "host_rss_peak_bytes, device_mem_peak_bytes"
+).split(", ")
+DESIGN_STEPS = ("run_id, config_id, model, device, mode, base, engine, precision, batch_size, "
+                "step, phase, start_s, duration_s, images, loss").split(", ")
+DESIGN_SAMPLES = "run_id, config_id, sampler, metric, unit, t_s, value".split(", ")
+
+
+def test_columns_include_the_design_minimum() -> None:
+    assert set(DESIGN_CONFIGS) <= set(CONFIGS_COLUMNS)
+    assert set(DESIGN_STEPS) <= set(STEPS_COLUMNS)
+    assert list(SAMPLES_COLUMNS) == DESIGN_SAMPLES
+
+
+def _write_run(root: Path) -> RunFiles:
+    files = RunFiles(root)
+    write_environment(files.environment, {"run_id": "r1", "host": "h"})
+    files.appender(CONFIGS_FILE).append([
+        {"run_id": "r1", "config_id": "infer-a", "model": "tiny_cnn", "base": "", "mode": "infer",
+         "status": "ok", "step_s_median": 0.1234567890123, "batch_size": 8, "xla": False},
+        {"run_id": "r1", "config_id": "train-b", "model": "tiny_cnn", "base": "frozen",
+         "mode": "train", "status": "skipped", "reason": "no GPU, visible", "batch_size": 8,
+         "step_s_median": float("nan")},
+    ])
+    files.appender(STEPS_FILE).append([
+        {"run_id": "r1", "config_id": "infer-a", "step": i, "phase": "measure",
+         "duration_s": 0.1 + i / 1000, "loss": None, "block": 0} for i in range(3)
+    ])
+    return files
+
+
+def test_round_trip_keeps_values_and_statuses(tmp_path: Path) -> None:
+    _write_run(tmp_path)
+    results = load_results(tmp_path)
+    assert results.run_id == "r1"
+    assert results.environment["schema_version"] == SCHEMA_VERSION
+    configs = results.configs
+    assert list(configs["config_id"]) == ["infer-a", "train-b"]
+    assert configs.loc[0, "step_s_median"] == 0.1234567890123  # repr-precise floats
+    assert configs.loc[0, "base"] == ""
+    assert configs.loc[1, "reason"] == "no GPU, visible"
+    # a skipped cell has no number, not NaN text or 0
+    assert (tmp_path / CONFIGS_FILE).read_text().splitlines()[2].count("nan") == 0
+    assert list(results.steps["duration_s"]) == [0.1 + i / 1000 for i in range(3)]
+    assert results.samples.empty and list(results.samples.columns) == list(SAMPLES_COLUMNS)
+
+
+def test_header_written_once_when_appending(tmp_path: Path) -> None:
+    files = _write_run(tmp_path)
+    files.appender(STEPS_FILE).append([{"run_id": "r1", "config_id": "x", "step": 9}])
+    lines = files.steps.read_text().splitlines()
+    assert lines[0].startswith("run_id,config_id")
+    assert sum(line.startswith("run_id,") for line in lines) == 1
+    assert len(lines) == 5
+
+
+def test_unknown_column_is_a_bug(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown columns"):
+        RunFiles(tmp_path).appender(SAMPLES_FILE).append([{"watts": 3}])
+
+
+def test_reader_refuses_newer_schema(tmp_path: Path) -> None:
+    _write_run(tmp_path)
+    env = json.loads((tmp_path / "environment.json").read_text())
+    env["schema_version"] = SCHEMA_VERSION + 1
+    (tmp_path / "environment.json").write_text(json.dumps(env))
+    with pytest.raises(UserError, match="newer than this tfbench understands"):
+        load_results(tmp_path)
+
+
+def test_reader_names_missing_columns(tmp_path: Path) -> None:
+    _write_run(tmp_path)
+    text = (tmp_path / CONFIGS_FILE).read_text().replace("status", "state", 1)
+    (tmp_path / CONFIGS_FILE).write_text(text)
+    with pytest.raises(UserError, match="missing columns status"):
+        load_results(tmp_path)
+
+
+def test_reader_refuses_unknown_status(tmp_path: Path) -> None:
+    files = _write_run(tmp_path)
+    files.appender(CONFIGS_FILE).append([{"run_id": "r1", "config_id": "c", "status": "0 FPS"}])
+    with pytest.raises(UserError, match="status: '0 FPS' is not valid"):
+        load_results(tmp_path)
+
+
+def test_not_a_results_directory(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not a tfbench results directory"):
+        read_environment(tmp_path)
+    with pytest.raises(UserError, match="does not exist"):
+        read_environment(tmp_path / "nope")
+    (tmp_path / "environment.json").write_text("{broken")
+    with pytest.raises(UserError, match="not valid JSON"):
+        read_environment(tmp_path)
