@@ -72,6 +72,10 @@ class Sampler(Protocol):
         """The worker process of the active cell (None between cells)."""
         ...
 
+    def problems(self) -> list[str]:
+        """Non-fatal problems since the last call (the first malformed line...), reported once."""
+        ...
+
     def close(self) -> None:
         ...
 
