@@ -289,3 +289,23 @@ def paired_block_ratio_ci(a_blocks: Sequence[Sequence[float]],
     k = len(d)
     se = float(np.std(d, ddof=1) / math.sqrt(k))
     return log_ratio_ci(float(np.mean(d)), se, float(k - 1), confidence)
+
+
+def fdr_verdicts(cis: Sequence[RatioCI], threshold: float, higher_is_better: bool = False,
+                 confidence: float = 0.95) -> list[tuple[str, float, float]]:
+    """Verdicts for many cells with false discoveries controlled across them.
+
+    Returns ``(verdict, p, q)`` per CI: p is the minimum-effect p-value, q its
+    Benjamini–Hochberg adjustment. A cell whose CI clears the δ band but whose
+    q is not below 1 − confidence becomes INCONCLUSIVE, so that with many
+    cells a few lucky ones are not reported as discoveries.
+    """
+    ps = [min_effect_p_value(ci.log_ratio, ci.log_se, ci.dof, threshold) for ci in cis]
+    qs = bh_adjust(ps)
+    out = []
+    for ci, p, q in zip(cis, ps, qs, strict=True):
+        v = verdict(ci, threshold, higher_is_better)
+        if v in ("REGRESSION", "IMPROVEMENT") and q >= 1 - confidence:
+            v = "INCONCLUSIVE"
+        out.append((v, p, q))
+    return out

@@ -169,23 +169,24 @@ def main() -> None:
     write_run("not_interleaved", il, rng)
 
     bad = OUT / "malformed"
-    newer = write_run("malformed/newer_schema", baseline_specs(), rng)
+    one_cell = baseline_specs(cells=(UNCHANGED,))
+    newer = write_run("malformed/newer_schema", one_cell, rng)
     env = json.loads((newer / "environment.json").read_text())
     env["schema_version"] = 99
     (newer / "environment.json").write_text(json.dumps(env, indent=2, sort_keys=True) + "\n")
-    missing = write_run("malformed/missing_column", baseline_specs(), rng)
+    missing = write_run("malformed/missing_column", one_cell, rng)
     lines = (missing / STEPS_FILE).read_text().splitlines()
     header = lines[0].split(",")
     drop = header.index("duration_s")
     (missing / STEPS_FILE).write_text(
         "\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != drop)
                   for line in lines) + "\n")
-    bad_status = write_run("malformed/bad_status", baseline_specs(), rng)
+    bad_status = write_run("malformed/bad_status", one_cell, rng)
     text = (bad_status / CONFIGS_FILE).read_text().replace(",ok,", ",crashed,", 1)
     (bad_status / CONFIGS_FILE).write_text(text)
     (bad / "not_results").mkdir()
     (bad / "not_results" / "README.txt").write_text("a directory without environment.json\n")
-    bad_json = write_run("malformed/bad_json", baseline_specs(), rng)
+    bad_json = write_run("malformed/bad_json", one_cell, rng)
     (bad_json / "environment.json").write_text("{not json\n")
 
 
