@@ -217,9 +217,14 @@ def write_run(root: Path, env: dict, cells: list[GoldenCell], seed: int,
             sample_rows.append({"run_id": run_id, "config_id": cid, "sampler": sampler,
                                 "metric": metric, "unit": unit, "t_s": float(ts),
                                 "value": value})
-    files.appender(CONFIGS_FILE).append(configs)
-    files.appender(STEPS_FILE).append(step_rows)
-    files.appender(SAMPLES_FILE).append(sample_rows)
+    files.appender(CONFIGS_FILE).append(_plain(r) for r in configs)
+    files.appender(STEPS_FILE).append(_plain(r) for r in step_rows)
+    files.appender(SAMPLES_FILE).append(_plain(r) for r in sample_rows)
+
+
+def _plain(row: dict) -> dict:
+    """NumPy scalars as Python numbers (the CSV writer would keep their repr)."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
 
 
 def orin_cells(speed: float, power_scale: float) -> list[GoldenCell]:
