@@ -197,6 +197,17 @@ class TegrastatsSampler:
         out, self._problems = self._problems, []
         return out
 
+    def join(self, timeout_s: float) -> bool:
+        """Wait until tegrastats has exited and all its output is queued; True when it has."""
+        if self._proc is None or self._thread is None:
+            return True
+        try:
+            self._proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        self._thread.join(timeout=timeout_s)
+        return not self._thread.is_alive()
+
     def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
