@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from harness.config import Cell, Profile, expand_matrix, load_profile
+from harness.commands.run import preflight
+from harness.config import Cell, Profile, load_profile
 from harness.errors import UserError
 from harness.orchestrator import RunSession, make_run_id, new_run_dir
 from harness.records import write_environment
@@ -53,7 +54,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     mode = metafunc.function.__name__.removeprefix("test_")
     try:
-        cells = [c for c in expand_matrix(_profile(metafunc.config)) if c.mode == mode]
+        cells = [c for c in preflight(_profile(metafunc.config)) if c.mode == mode]
     except UserError as exc:
         raise pytest.UsageError(exc.message) from None
     metafunc.parametrize("tfbench_cell", cells, ids=[c.test_id for c in cells])

@@ -95,6 +95,7 @@ def build_profile(args: argparse.Namespace) -> Profile:
 
 def preflight(profile: Profile) -> list[Cell]:
     """Everything that can be checked before a results directory exists."""
+    from harness.data import list_image_folder
     from harness.workloads import check_offline
 
     cells = expand_matrix(profile)
@@ -102,6 +103,8 @@ def preflight(profile: Profile) -> list[Cell]:
         raise UserError("profile: the matrix has no cells")
     for cell in cells:
         check_offline(cell, profile.settings.allow_download)
+    for folder in sorted({c.data for c in cells} - {"synthetic"}):
+        list_image_folder(Path(folder))  # every file's header, before anything runs
     return cells
 
 
