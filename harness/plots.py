@@ -21,18 +21,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from scipy import stats as sps  # noqa: E402
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from scipy import stats as sps
 
-from harness import stats  # noqa: E402
-from harness.errors import UserError  # noqa: E402
-from harness.records import FACTOR_COLUMNS, Results, load_results  # noqa: E402
+from harness import stats
+from harness.errors import UserError
+from harness.records import FACTOR_COLUMNS, Results, load_results
 
 FORMATS = ("png", "svg")
 DPI = 160
@@ -121,7 +122,7 @@ def describe_machine(env: Mapping[str, Any], label: str) -> str:
             detail.append(f"JetPack {jetpack}")
         mode = env_get(env, "jetson.nvpmodel", "nvpmodel")
         if mode:
-            detail.append(f"{mode if isinstance(mode, str) else mode}")
+            detail.append(f"power mode {mode}")
     else:
         cpu = env_get(env, "cpu.model", "cpu_model", "cpu.brand", "processor")
         if cpu:
@@ -203,6 +204,8 @@ def load_runs(dirs: Sequence[Path | str]) -> RunSet:
     cfg["reason"] = cfg["reason"].fillna("")
     cfg["config_id"] = cfg["config_id"].astype(str)
     varying = [f for f in FACTOR_COLUMNS if cfg[f].astype(str).nunique(dropna=False) > 1]
+    if "input_size" in varying and cfg.groupby("model")["input_size"].nunique().max() <= 1:
+        varying.remove("input_size")  # each model at its own size: the model says it
     constant = {f: _text(cfg[f].iloc[0]) for f in FACTOR_COLUMNS
                 if f not in varying and len(cfg) and _text(cfg[f].iloc[0])}
     cfg["cell"] = [_cell_label(row, varying) for row in cfg.to_dict("records")]
@@ -272,6 +275,7 @@ class Ratio:
     method: str
     a_key: str
     b_key: str
+    parity_fail: bool = False
 
 
 def _chunk_log_medians(values: np.ndarray, chunks: int) -> np.ndarray:
@@ -307,8 +311,8 @@ def speedup_ci(a: Sequence[float], b: Sequence[float], blocks_a: Sequence[int] |
             return (math.exp(centre), math.exp(centre - t * se), math.exp(centre + t * se),
                     f"paired blocks (n={len(d)})")
     if min(len(xa), len(xb)) < 6:
-        la, ha = stats.median_ci(xa, confidence)
-        lb, hb = stats.median_ci(xb, confidence)
+        la, ha = stats.median_ci(xa.tolist(), confidence)
+        lb, hb = stats.median_ci(xb.tolist(), confidence)
         return ratio, lb / ha, hb / la, "median CIs (few steps)"
     ses, dofs = [], []
     for x in (xa, xb):
@@ -399,10 +403,12 @@ def speedups(rs: RunSet, table: pd.DataFrame | None = None) -> list[Ratio]:
                     ga["block"].to_numpy() if interleaved else None,
                     gb["block"].to_numpy() if interleaved else None)
                 varying = [f for f in rs.varying if f not in comp.varies]
-                context = _cell_label(ra, varying) if varying else ""
+                blank = {**ra.to_dict(), **dict.fromkeys(comp.varies, "")}
+                context = _cell_label(blank, varying) if varying else ""
                 out.append(Ratio(comp.kind, _side(ra, comp.varies), _side(rb, comp.varies),
                                  context, str(ra["run"]) if comp.kind != "run over run" else "",
-                                 value, low, high, method, str(ra["key"]), str(rb["key"])))
+                                 value, low, high, method, str(ra["key"]), str(rb["key"]),
+                                 bool(ra["parity_flag"] or rb["parity_flag"])))
     return out
 
 
@@ -456,9 +462,7 @@ def _title(fig: Figure, what: str, rs: RunSet, runs: Sequence[str] | None = None
     machine = rs.machine() if runs is None or len(runs) != 1 else rs.machine(runs[0])
     title = f"{what}\n{machine}"
     const = _constant_note(rs)
-    fig.suptitle(title, fontsize=11, fontweight="bold")
-    if const:
-        fig.text(0.5, 0.0, const, ha="center", va="bottom", fontsize=7.5, color="0.35")
+    fig.suptitle(title + (f"\n{const}" if const else ""), fontsize=10.5)
     return title.replace("\n", " — ")
 
 
@@ -467,6 +471,22 @@ def _constant_note(rs: RunSet) -> str:
     if not shown:
         return ""
     return "all cells: " + ", ".join(f"{k} {v}" for k, v in shown.items())
+
+
+def fmt_number(v: float) -> str:
+    """Three significant figures without scientific notation for everyday sizes."""
+    if not np.isfinite(v):
+        return "—"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def _log_axis(axis: Any, suffix: str = "") -> None:
+    """Log scale with plain-number ticks at 1, 2, 5 × 10^k (readable, not 10^k only)."""
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
+    axis.set_minor_locator(ticker.NullLocator())
 
 
 def _spread(values: Iterable[float]) -> float:
@@ -535,13 +555,30 @@ def _dot_panel(ax: Axes, frame: pd.DataFrame, cells: Sequence[str], rs: RunSet, 
     return drawn
 
 
-def _hue_legend(fig: Figure, rs: RunSet, present: Iterable[str], extra: Sequence[Any] = ()
-                ) -> None:
+def _wrap_label(cell: str, width: int = 36) -> str:
+    """A cell label broken at its separators so that small-panel titles do not collide."""
+    lines: list[str] = []
+    for part in cell.split(" · "):
+        if lines and len(lines[-1]) + len(part) + 3 <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _hue_legend(fig: Figure, rs: RunSet, present: Iterable[str], extra: Sequence[Any] = (),
+                kind: str = "point") -> None:
     hue = rs.hue
     colours = palette(hue, rs.configs[hue])
     present = [p for p in dict.fromkeys(present)]
-    handles: list[Any] = [Line2D([], [], marker="o", linestyle="", color=colours[p], label=p)
-                          for p in present]
+    handles: list[Any] = []
+    for p in present:
+        if kind == "bar":
+            handles.append(Patch(color=colours[p], label=p))
+        elif kind == "line":
+            handles.append(Line2D([], [], color=colours[p], marker=".", label=p))
+        else:
+            handles.append(Line2D([], [], marker="o", linestyle="", color=colours[p], label=p))
     handles.extend(extra)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
@@ -578,11 +615,13 @@ def step_time_chart(rs: RunSet) -> Chart:
                     ax=ax, orient="h", fliersize=2, linewidth=0.8, width=0.7, log_scale=log,
                     legend=False)
         _cell_ticks(ax, cells, flagged)
+        if log:
+            _log_axis(ax.xaxis)
         ax.set_ylabel("")
         ax.set_xlabel("step time (ms, log scale)" if log else "step time (ms)")
         ax.set_title(_mode_title(mode, rows), fontsize=10, loc="left")
     title = _title(fig, "Step-time distribution of measured steps, per cell", rs)
-    _hue_legend(fig, rs, m[hue].astype(str))
+    _hue_legend(fig, rs, m[hue].astype(str), kind="bar")
     return Chart(name, title, fig)
 
 
@@ -603,10 +642,11 @@ def throughput_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
         rows = ok[ok["mode"] == mode]
         cells = _ordered_cells(rows)
         bars += _dot_panel(ax, rows, cells, rs, "images_per_s", "images_per_s_ci_low",
-                           "images_per_s_ci_high", lambda v: f"{v:.3g}")
+                           "images_per_s_ci_high", fmt_number)
         _cell_ticks(ax, cells, flagged)
         if log:
             ax.set_xscale("log")
+            _log_axis(ax.xaxis)
         ax.set_xlabel("throughput (images/s, log scale)" if log else "throughput (images/s)")
         ax.set_title(_mode_title(mode, rows), fontsize=10, loc="left")
         ax.margins(x=0.15)
@@ -636,13 +676,17 @@ def speedup_chart(rs: RunSet, ratios: Sequence[Ratio] | None = None) -> Chart:
         ax.annotate(f"{r.value:.2f}× ({r.low:.2f}–{r.high:.2f})", (r.high, y), xytext=(5, 0),
                     textcoords="offset points", va="center", fontsize=7, color="0.2")
         where = " · ".join(p for p in (r.context, r.run if rs.several else "") if p)
-        labels.append(f"{r.a} over {r.b}" + (f"  [{where}]" if where else ""))
+        labels.append(f"{r.a} over {r.b}" + (f"  [{where}]" if where else "")
+                      + (_FLAG_PARITY if r.parity_fail else ""))
     ax.set_yticks(range(len(ordered)))
     ax.set_yticklabels(labels, fontsize=7.5)
+    for tick, r in zip(ax.get_yticklabels(), ordered, strict=True):
+        if r.parity_fail:
+            tick.set_color("firebrick")
     ax.set_ylim(len(ordered) - 0.5, -0.5)
     ax.axvline(1.0, color="0.3", linewidth=1, linestyle="--", zorder=1)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
+    _log_axis(ax.xaxis, "×")
     lo = min(min(r.low for r in ordered), 1.0)
     hi = max(max(r.high for r in ordered), 1.0)
     ax.set_xlim(lo / 1.3, hi * 2.2)
@@ -674,7 +718,7 @@ def step_timeline_chart(rs: RunSet, max_panels: int = 36) -> Chart:
     for ax, cell in zip(axes.flat, shown, strict=False):
         rows = st[st["cell"] == cell].sort_values(["run", "block", "step"])
         warm = rows[rows["phase"] == "warmup"]
-        for key, g in rows.groupby("key", sort=False):
+        for _key, g in rows.groupby("key", sort=False):
             x = np.arange(len(g))
             ax.plot(x, g["duration_ms"], color=colours[str(g[hue].iloc[0])], linewidth=0.9,
                     marker=".", markersize=2.5)
@@ -683,14 +727,14 @@ def step_timeline_chart(rs: RunSet, max_panels: int = 36) -> Chart:
             ax.axvspan(-0.5, n_warm - 0.5, color="0.85", zorder=0, label="warm-up")
         if _spread(rows["duration_ms"]) > LOG_SPREAD:
             ax.set_yscale("log")
-        ax.set_title(cell, fontsize=7.5)
+        ax.set_title(_wrap_label(cell), fontsize=7.5)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("step (warm-up and measured)", fontsize=7)
         ax.set_ylabel("step time (ms)", fontsize=7)
     for ax in list(axes.flat)[len(shown):]:
         ax.remove()
     extra = [Patch(color="0.85", label="warm-up steps (not in statistics)")]
-    _hue_legend(fig, rs, st[hue].astype(str), extra)
+    _hue_legend(fig, rs, st[hue].astype(str), extra, kind="line")
     what = "Step time along each cell's run (warm-up shaded)"
     if len(cells) > len(shown):
         what += f"; first {len(shown)} of {len(cells)} cells"
@@ -721,7 +765,9 @@ def power_chart(rs: RunSet) -> Chart:
     colours = palette("model", rs.configs["model"])
     key_lines: list[str] = []
     numbers: dict[str, int] = {}
-    for cell in _ordered_cells(windows):
+    for cell in windows.sort_values(["run", "measure_start_s"])["cell"]:
+        if cell in numbers:
+            continue
         numbers[cell] = len(numbers) + 1
         key_lines.append(f"{numbers[cell]:>2}  {cell}")
     for (ax,), run in zip(axes, runs, strict=True):
@@ -737,7 +783,8 @@ def power_chart(rs: RunSet) -> Chart:
         ax.set_xlim(float(rows["t_s"].min()), float(rows["t_s"].max()))
         ax.set_ylabel("total power (W)")
         ax.set_xlabel("time since run start (s)")
-        ax.set_title(rs.machine(run), fontsize=9, loc="left")
+        if rs.several:
+            ax.set_title(rs.machine(run), fontsize=9, loc="left")
     fig.text(1.0, 0.5, "measured windows\n" + "\n".join(key_lines), fontsize=6.5,
              family="monospace", va="center", ha="left", transform=fig.transFigure)
     handles = [Patch(color=colours[m], alpha=0.35, label=f"{m} measured window")
@@ -754,13 +801,14 @@ def energy_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
     name = "energy"
     t = cell_table(rs) if table is None else table
     ok = t[(t["status"] == "ok") & t["energy_j_per_image"].notna()]
+    ok = ok.assign(energy_mj_per_image=ok["energy_j_per_image"] * 1000.0)
     if ok.empty:
         return Chart(name, "energy per image",
                      reason="configs.csv has no energy_j_per_image (no power samples)")
     modes = _modes(ok)
     counts = [ok[ok["mode"] == mode]["cell"].nunique() for mode in modes]
     fig, grid = _rows_figure(modes, counts)
-    log = _spread(ok["energy_j_per_image"]) > LOG_SPREAD
+    log = _spread(ok["energy_mj_per_image"]) > LOG_SPREAD
     flagged = set(ok[ok["parity_flag"]]["cell"])
 
     def low(r: pd.Series) -> bool:
@@ -769,12 +817,13 @@ def energy_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
     for (ax,), mode in zip(grid, modes, strict=True):
         rows = ok[ok["mode"] == mode]
         cells = _ordered_cells(rows)
-        _dot_panel(ax, rows, cells, rs, "energy_j_per_image", None, None,
-                   lambda v: f"{v * 1000:.3g} mJ", hollow=low)
+        _dot_panel(ax, rows, cells, rs, "energy_mj_per_image", None, None,
+                   lambda v: f"{fmt_number(v)} mJ", hollow=low)
         _cell_ticks(ax, cells, flagged)
         if log:
             ax.set_xscale("log")
-        ax.set_xlabel("energy per image (J, log scale)" if log else "energy per image (J)")
+            _log_axis(ax.xaxis)
+        ax.set_xlabel("energy per image (mJ, log scale)" if log else "energy per image (mJ)")
         ax.set_title(_mode_title(mode, rows), fontsize=10, loc="left")
         ax.margins(x=0.25)
     extra = [Line2D([], [], marker="o", linestyle="", color="0.3", markerfacecolor="white",
@@ -813,8 +862,9 @@ def memory_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
         ax.set_xlabel(label)
         missing = sorted(set(cells) - set(rows["cell"]))
         if missing and col == "device_mem_peak_bytes":
-            ax.set_title("not recorded for CPU cells", fontsize=8, loc="left", color="0.4")
-    _hue_legend(fig, rs, ok[hue].astype(str))
+            ax.set_title("no value for CPU cells (not recorded there)", fontsize=8, loc="left",
+                         color="0.4")
+    _hue_legend(fig, rs, ok[hue].astype(str), kind="bar")
     title = _title(fig, "Peak memory per cell", rs)
     return Chart(name, title, fig)
 
@@ -850,8 +900,8 @@ def batch_size_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
         sizes.update(int(b) for b in g["batch_size"])
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(sizes))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
     ax.set_xlabel("batch size (images per step, log scale)")
     ax.set_ylabel("throughput (images/s)")
     ax.set_ylim(bottom=0)
