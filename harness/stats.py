@@ -14,8 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+# Step durations or block medians: a list, tuple or 1-D NumPy array of floats.
+Floats = Sequence[float] | np.ndarray
 
-def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+
+def median_ci(values: Floats, confidence: float = 0.95) -> tuple[float, float]:
     """Distribution-free CI of the median from order statistics.
 
     The number of values below the median is Binomial(n, 1/2); the interval is
@@ -42,7 +45,7 @@ def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float,
     return float(x[lo_idx]), float(x[hi_idx])
 
 
-def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+def summarize(values: Floats, confidence: float = 0.95) -> dict[str, float]:
     """Median, p90, p99, mean, std and the median's CI of step durations (seconds)."""
     x = np.asarray(values, dtype=float)
     if len(x) == 0:
@@ -59,7 +62,7 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, fl
     }
 
 
-def relative_ci_halfwidth(values: Sequence[float], confidence: float = 0.95) -> float:
+def relative_ci_halfwidth(values: Floats, confidence: float = 0.95) -> float:
     """Half the median CI's width relative to the median (0.03 = ±3%)."""
     low, high = median_ci(values, confidence)
     med = float(np.median(np.asarray(values, dtype=float)))
@@ -75,7 +78,7 @@ MIN_CHUNK_LEN = 2
 VERDICTS = ("REGRESSION", "IMPROVEMENT", "NO CHANGE", "INCONCLUSIVE")
 
 
-def chunk_medians(values: Sequence[float], n_chunks: int = DEFAULT_CHUNKS,
+def chunk_medians(values: Floats, n_chunks: int = DEFAULT_CHUNKS,
                   min_chunk_len: int = MIN_CHUNK_LEN) -> np.ndarray:
     """Medians of contiguous chunks of a run's steps, in time order.
 
@@ -105,7 +108,7 @@ class RunSummary:
         return math.log(self.median)
 
 
-def summarize_run(values: Sequence[float], n_chunks: int = DEFAULT_CHUNKS) -> RunSummary:
+def summarize_run(values: Floats, n_chunks: int = DEFAULT_CHUNKS) -> RunSummary:
     """Median of a run's measured steps and the batch-means SE of its logarithm.
 
     se_w = sd(ln c_j) / sqrt(m) over m chunk medians c_j. Values must be > 0.
@@ -263,7 +266,7 @@ def min_effect_p_value(log_ratio: float, log_se: float, dof: float, threshold: f
     return min(1.0, 2 * min(p_up, p_down))
 
 
-def bh_adjust(p_values: Sequence[float]) -> list[float]:
+def bh_adjust(p_values: Floats) -> list[float]:
     """Benjamini–Hochberg adjusted p-values (q-values) across cells."""
     if len(p_values) == 0:
         return []
@@ -271,8 +274,8 @@ def bh_adjust(p_values: Sequence[float]) -> list[float]:
                                                           method="bh")]
 
 
-def paired_block_ratio_ci(a_blocks: Sequence[Sequence[float]],
-                          b_blocks: Sequence[Sequence[float]],
+def paired_block_ratio_ci(a_blocks: Sequence[Floats],
+                          b_blocks: Sequence[Floats],
                           confidence: float = 0.95) -> RatioCI:
     """CI of B/A from interleaved blocks: one-sample t on ln(median B_k / median A_k).
 
