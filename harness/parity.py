@@ -32,7 +32,10 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray) -> dict[str, f
     scale = float(np.max(np.abs(r))) or 1.0
     max_rel_err = float(np.max(np.abs(c - r)) / scale)
     denom = float(np.linalg.norm(r) * np.linalg.norm(c))
-    cosine = float(np.dot(r, c) / denom) if denom > 0 else (1.0 if not r.any() and not c.any() else 0.0)
+    if denom > 0:
+        cosine = float(np.dot(r, c) / denom)
+    else:  # an all-zero output: identical only if both are zero
+        cosine = 1.0 if not r.any() and not c.any() else 0.0
     return {"max_rel_err": max_rel_err, "cosine": cosine}
 
 

@@ -19,13 +19,15 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
 from harness.config import Cell, RunSettings
 from harness.engines import load_engine
-from harness.engines.base import Availability, Engine
+from harness.engines.base import DEFAULT_CALIBRATION_SAMPLES, Availability, Engine
+from harness.errors import UserError
 from harness.timing import time_steps
 
 FAULT_ENV = "TFBENCH_FAULT"
@@ -98,18 +100,20 @@ def run_cell(cell: Cell, settings: RunSettings, t0_ns: int) -> dict[str, Any]:
     """Run one cell in this process and return the result record (no exception escapes
     for expected failures: unavailable → skipped, out of memory → oom, else failed)."""
     result: dict[str, Any] = {"status": "ok", "reason": ""}
-    avail = select_device(cell.device, settings)
-    if not avail.ok:
-        return {"status": "skipped", "reason": avail.reason}
+    device_avail = select_device(cell.device, settings)
     options = settings.engine_options.get(cell.engine, {})
     engine_cls = load_engine(cell.engine)
     avail = engine_cls.availability(cell, options)
-    if not avail.ok:
-        return {"status": "skipped", "reason": f"engine {cell.engine}: {avail.reason}"}
+    # Both reasons when both fail: a TF-TRT cell on a machine without GPU and TensorRT
+    # should say that TensorRT is missing too, not only the GPU.
+    reasons = [r for ok, r in ((device_avail.ok, device_avail.reason),
+                               (avail.ok, f"engine {cell.engine}: {avail.reason}")) if not ok]
+    if reasons:
+        return {"status": "skipped", "reason": "; ".join(reasons)}
 
     import tensorflow as tf
 
-    from harness.data import fixed_inputs, make_source, synthetic_arrays
+    from harness.data import fixed_inputs, make_source
     from harness.parity import parity_columns
     from harness.workloads import build_workload
 
@@ -134,10 +138,7 @@ def run_cell(cell: Cell, settings: RunSettings, t0_ns: int) -> dict[str, Any]:
         engine = engine_cls(cell, settings, options)
         example = source.next()
 
-        def calibration() -> Any:
-            for x, _ in synthetic_arrays(cell.batch_size, cell.input_size, classes,
-                                         settings.seed + 1, count=4):
-                yield x
+        calibration = calibration_source(cell, settings, classes, options)
 
         info = engine.prepare(workload, example, calibration)
         result.update(convert_s=info.convert_s, build_s=info.build_s, xla=info.xla,
@@ -173,6 +174,34 @@ def run_cell(cell: Cell, settings: RunSettings, t0_ns: int) -> dict[str, Any]:
     finally:
         result["host_rss_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return result
+
+
+def calibration_source(cell: Cell, settings: RunSettings, classes: int,
+                       options: Mapping[str, Any]) -> Callable[[], Iterator[Any]]:
+    """Calibration for int8 conversion: a generator function yielding float32 image batches
+    in [0, 255] drawn from the cell's own data (an image folder, or synthetic images from
+    a seed other than the timed batches'), ``calibration_samples`` images in all
+    (engine option; default `DEFAULT_CALIBRATION_SAMPLES`)."""
+    samples = options.get("calibration_samples", DEFAULT_CALIBRATION_SAMPLES)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise UserError.invalid(f"engine_options.{cell.engine}.calibration_samples", samples,
+                                "integers >= 1")
+    count = -(-samples // cell.batch_size)
+
+    def calibration() -> Iterator[Any]:
+        from harness.data import make_source, synthetic_arrays
+
+        if cell.data == "synthetic":
+            for x, _ in synthetic_arrays(cell.batch_size, cell.input_size, classes,
+                                         settings.seed + 1, count=count):
+                yield x
+            return
+        source = make_source(cell.data, cell.batch_size, cell.input_size, classes,
+                             settings.seed + 1)
+        for _ in range(count):
+            yield source.next()[0].numpy()
+
+    return calibration
 
 
 def _device_used(tf: Any, cell: Cell) -> str:

@@ -11,13 +11,19 @@ reference. `close` frees what it holds.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from harness.config import Cell, RunSettings
+
+# Engine options every engine accepts: parity thresholds (harness.parity) and the number
+# of images drawn from the cell's data for calibration (int8; harness.worker).
+COMMON_OPTIONS = ("parity_max_rel_err", "parity_min_cosine", "calibration_samples")
+DEFAULT_CALIBRATION_SAMPLES = 64
 
 
 @dataclass(frozen=True)
@@ -75,3 +81,28 @@ class Engine(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free engine resources."""
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use (affinity-aware): the default thread count for
+    interpreters that would otherwise use one thread."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def run_in_batches(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
+                   batch_size: int) -> np.ndarray:
+    """Run a fixed-batch-shape model over any number of images: chunks of ``batch_size``,
+    the last one zero-padded, the padding's outputs dropped. Used by `predict` of engines
+    whose converted model has a fixed batch dimension."""
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        n = len(chunk)
+        if n < batch_size:
+            pad = np.zeros((batch_size - n, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        outputs.append(np.asarray(run(chunk))[:n])
+    return np.concatenate(outputs).astype(np.float32)

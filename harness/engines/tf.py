@@ -7,6 +7,8 @@ optimizer update, with loss scaling under mixed precision) rather than
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from typing import Any
 
@@ -47,14 +49,17 @@ class TensorFlowEngine(Engine):
                     scaled = _scale_loss(optimizer, loss)
                 grads = tape.gradient(scaled, variables)
                 grads = _unscale(optimizer, grads)
-                optimizer.apply_gradients(zip(grads, variables))
+                optimizer.apply_gradients(zip(grads, variables, strict=True))
                 return loss
 
             self._fn = tf.function(train, jit_compile=self.jit_compile)
         start = time.perf_counter()
         # Tracing happens on the first call, which the timing loop times as first_step_s.
-        info = PrepareInfo(convert_s=None, build_s=None, xla=self.jit_compile)
-        info.detail["trainable_params"] = int(sum(np.prod(v.shape) for v in model.trainable_weights))
+        info = PrepareInfo(convert_s=None, build_s=None, xla=self.jit_compile or auto_jit())
+        if os.environ.get("TF_XLA_FLAGS"):
+            info.detail["tf_xla_flags"] = os.environ["TF_XLA_FLAGS"]
+        info.detail["trainable_params"] = int(sum(np.prod(v.shape)
+                                                  for v in model.trainable_weights))
         info.detail["params"] = int(model.count_params())
         info.detail["graph_build_s"] = time.perf_counter() - start
         return info
@@ -75,6 +80,18 @@ class TensorFlowEngine(Engine):
 class XlaEngine(TensorFlowEngine):
     name = "xla"
     jit_compile = True
+
+
+def auto_jit() -> bool:
+    """Whether TF_XLA_FLAGS turns on XLA auto-clustering (which compiles graphs even with
+    jit_compile off). Keras's own ``jit_compile="auto"`` does not apply: the step here is a
+    tf.function of its own, not ``model.fit``/``predict``."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    match = re.search(r"--tf_xla_auto_jit=(-?\d+|single-gpu\(\d+\))", flags)
+    if not match:
+        return False
+    value = match.group(1)
+    return value.startswith("single-gpu") or int(value) > 0
 
 
 def _scale_loss(optimizer: Any, loss: Any) -> Any:
