@@ -220,8 +220,9 @@ def _parity_note(row: Mapping[str, Any]) -> str:
     ok = plots.truthy(row.get("parity_ok"))
     if ok is None:
         return ""
+    cosine = pd.to_numeric(pd.Series([row.get("parity_cosine")]), errors="coerce").iloc[0]
     detail = f"max rel err {_num(row.get('parity_max_rel_err'))}, " \
-             f"cosine {_num(row.get('parity_cosine'))}"
+             f"cosine {'—' if pd.isna(cosine) else f'{cosine:.5f}'}"
     return f"**parity FAIL** ({detail})" if not ok else f"parity ok ({detail})"
 
 
@@ -287,8 +288,6 @@ def finding_for(ratio: Ratio, rows: Mapping[str, Mapping[str, Any]], several: bo
     if ratio.kind == "frozen over unfrozen":
         text = text.replace("frozen is", "Training with a frozen base is", 1).replace(
             "than unfrozen", "than full fine-tuning (unfrozen)", 1)
-    if ratio.kind == "run over run":
-        text = "On " + text
     if ratio.parity_fail:
         text += (" Its outputs failed the parity check against TF fp32, so this is not a "
                  "like-for-like speed-up.")
@@ -309,6 +308,8 @@ def findings(rs: RunSet, table: pd.DataFrame, ratios: Sequence[Ratio],
             out.append(f"Across {len(rr)} cells run on both, {rr[0].a} is "
                        f"{np.median(values):.2f}× as fast as {rr[0].b} per step (median; "
                        f"range {values.min():.2f}–{values.max():.2f}×).")
+        if kind == "run over run" and len(rr) > per_kind:
+            continue
         out.extend(finding_for(r, rows, rs.several) for r in rr[:per_kind])
         if len(rr) > per_kind and kind != "run over run":
             out.append(f"… and {len(rr) - per_kind} more {kind} comparisons in the speed-up "
@@ -341,8 +342,9 @@ def findings(rs: RunSet, table: pd.DataFrame, ratios: Sequence[Ratio],
                    "statistics.")
     for r in table[table["parity_flag"]].to_dict("records"):
         out.append(f"{r['cell']}" + (f" on {r['run']}" if rs.several else "")
-                   + f" failed the output parity check ({_parity_note(r)[len('**parity FAIL** '):]}"
-                   "): its speed is not comparable with TF fp32.")
+                   + " failed the output parity check "
+                   + _parity_note(r)[len("**parity FAIL** "):]
+                   + ": its speed is not comparable with TF fp32.")
     not_ok = table[table["status"] != "ok"]
     if len(not_ok):
         counts = ", ".join(f"{n} {s}" for s, n in not_ok["status"].value_counts().items())
