@@ -31,6 +31,13 @@ JTOP_SOCKET = "/run/jtop.sock"
 _INSTALL_HINT = "install the service with: sudo jtop --install-service"
 
 
+def _plain(value: Any) -> Any:
+    """jtop's GPU/Memory objects are dict-like without being Mappings: make them dicts."""
+    if not isinstance(value, Mapping) and hasattr(value, "items") and hasattr(value, "keys"):
+        return dict(value.items())
+    return value
+
+
 def _mw(value: Any) -> float | None:
     return float(value) / 1000.0 if isinstance(value, (int, float)) else None
 
@@ -38,6 +45,7 @@ def _mw(value: Any) -> float | None:
 def readings_from_power(power: Any) -> list[tuple[str, str, float]]:
     """Total and per-rail power in W from ``jetson.power`` (dict API >= 4.2, tuple API <= 4.1)."""
     out: list[tuple[str, str, float]] = []
+    power = _plain(power)
     if isinstance(power, tuple) and len(power) == 2:
         # jetson-stats <= 4.1: (total, rails), each {'cur': mW, 'avg': mW}.
         total, rails = power
@@ -68,6 +76,7 @@ def readings_from_power(power: Any) -> list[tuple[str, str, float]]:
 def readings_from_memory(memory: Any) -> list[tuple[str, str, float]]:
     """RAM, the GPU's shared (NvMap) memory and swap in bytes, EMC load % and frequency Hz."""
     out: list[tuple[str, str, float]] = []
+    memory = _plain(memory)
     if not isinstance(memory, Mapping):
         return out
     ram = memory.get("RAM")
@@ -91,6 +100,7 @@ def readings_from_memory(memory: Any) -> list[tuple[str, str, float]]:
 def readings_from_gpu(gpu: Any) -> list[tuple[str, str, float]]:
     """GPU load % and frequency Hz; one GPU gives ``gpu_load``, several ``gpu_load:<name>``."""
     out: list[tuple[str, str, float]] = []
+    gpu = _plain(gpu)
     if not isinstance(gpu, Mapping):
         return out
     several = len(gpu) > 1
@@ -110,6 +120,7 @@ def readings_from_gpu(gpu: Any) -> list[tuple[str, str, float]]:
 def readings_from_temperature(temperature: Any) -> list[tuple[str, str, float]]:
     """Online temperature sensors in °C (offline ones read -256 and are skipped)."""
     out: list[tuple[str, str, float]] = []
+    temperature = _plain(temperature)
     if not isinstance(temperature, Mapping):
         return out
     for name, t in temperature.items():
@@ -160,7 +171,7 @@ class JtopSampler:
         self._lock = threading.Lock()
         self._pending: list[Reading] = []
         self._problems: list[str] = []
-        self._failed: str | None = None
+        self._last_tick: Any = None
         self.samples = 0
 
     def availability(self) -> Availability:
@@ -190,6 +201,16 @@ class JtopSampler:
 
     def _on_sample(self, jetson: Any) -> None:
         t_ns = time.perf_counter_ns()
+        # When the service ticks slower than this client's interval (another client set it),
+        # jtop calls back again with the previous tick's data; /proc/uptime, read by the
+        # service at each tick, tells a repeat from a fresh sample.
+        try:
+            tick = jetson.uptime
+        except Exception:  # older jtop without uptime: every callback counts
+            tick = None
+        if tick is not None and tick == self._last_tick:
+            return
+        self._last_tick = tick
         try:
             values = [*readings_from_power(jetson.power), *readings_from_memory(jetson.memory),
                       *readings_from_gpu(jetson.gpu),
@@ -241,7 +262,7 @@ def clock_warning(jetson_clocks: Any, nvpmodel: Any) -> str:
             "DVFS; run 'sudo jetson_clocks' (and the MAX-N nvpmodel) for comparable numbers")
 
 
-def _collect_board_info(interval_s: float = 1.0) -> dict[str, Any]:
+def _collect_board_info(interval_s: float = JtopSampler.default_interval_s) -> dict[str, Any]:
     """Board, L4T/JetPack, nvpmodel and jetson_clocks from a short jtop connection."""
     from jtop import jtop
 
