@@ -22,7 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("harness.plots", "draw comparison charts from results directories"),
     "report": ("harness.report", "write a Markdown (or HTML) writeup from results directories"),
     "compare": ("harness.compare", "regression verdicts: baseline run(s) vs a candidate run"),
-    "env": ("harness.environment", "what this machine offers: devices, TF build, engines, samplers"),
+    "env": ("harness.environment",
+            "what this machine offers: devices, TF build, engines, samplers"),
 }
 
 

@@ -120,7 +120,8 @@ class Cell:
         if self.mode == "train":
             _check_choice("base", self.base, BASES)
         elif self.base:
-            raise UserError(f"base: {self.base!r} is only for mode 'train'; leave it empty for infer")
+            raise UserError(
+                f"base: {self.base!r} is only for mode 'train'; leave it empty for infer")
         _check_choice("engine", self.engine, tuple(ENGINES))
         _check_choice("precision", self.precision, PRECISIONS)
         spec = ENGINES[self.engine]
@@ -302,7 +303,8 @@ def _check_all_used(cells: Iterable[Cell], asked: Mapping[str, Sequence[str]]) -
                 spec = ENGINES[value]
                 raise UserError(
                     f"engine: {value!r} makes no cell with the selected modes and precisions; "
-                    f"it runs modes {', '.join(spec.modes)} at precisions {', '.join(spec.precisions)}"
+                    f"it runs modes {', '.join(spec.modes)} "
+                    f"at precisions {', '.join(spec.precisions)}"
                 )
             support = "; ".join(
                 f"{s.name}: {', '.join(s.modes if attr == 'mode' else s.precisions)}"

@@ -159,7 +159,8 @@ def sampler_availability() -> dict[str, dict[str, Any]]:
 
 def run_command(args: argparse.Namespace) -> int:
     info: dict[str, Any] = {
-        "host": socket.gethostname(), "os": platform.platform(), "python": platform.python_version(),
+        "host": socket.gethostname(), "os": platform.platform(),
+        "python": platform.python_version(),
         "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "tfbench_version": __version__,
     }
     info.update(probe_tensorflow())

@@ -305,22 +305,29 @@ def combine_attributions(parts: Sequence[dict[str, Any]],
     if len(parts) == 1:
         return dict(parts[0])
     merged: dict[str, Any] = {}
-    energies = [p.get("energy_j_per_image") for p in parts]
-    powers = [p.get("power_w_mean") for p in parts]
-    if all(e is not None for e in energies):
-        images = [w[2] for w in windows]
-        merged["energy_j_per_image"] = sum(e * n for e, n in zip(energies, images)) / sum(images)
-    if all(p is not None for p in powers):
-        spans = [w[1] - w[0] for w in windows]
-        merged["power_w_mean"] = sum(p * d for p, d in zip(powers, spans)) / sum(spans)
+    images = [w[2] for w in windows]
+    spans = [w[1] - w[0] for w in windows]
+    energies = [_number(p.get("energy_j_per_image")) for p in parts]
+    powers = [_number(p.get("power_w_mean")) for p in parts]
+    if None not in energies:
+        total = sum(e * n for e, n in zip(energies, images, strict=True) if e is not None)
+        merged["energy_j_per_image"] = total / sum(images)
+    if None not in powers:
+        weighted = sum(p * d for p, d in zip(powers, spans, strict=True) if p is not None)
+        merged["power_w_mean"] = weighted / sum(spans)
     confidences = [p.get("energy_confidence") for p in parts]
     if any(c is not None for c in confidences):
         merged["energy_confidence"] = "low" if "low" in confidences else "ok"
-    counts = [p.get("power_samples") or 0 for p in parts]
-    merged["power_samples"] = sum(counts)
-    rss = [p.get("host_rss_peak_bytes") for p in parts if p.get("host_rss_peak_bytes")]
+    merged["power_samples"] = sum(int(p.get("power_samples") or 0) for p in parts)
+    rss = [int(p["host_rss_peak_bytes"]) for p in parts if p.get("host_rss_peak_bytes")]
     merged["host_rss_peak_bytes"] = max(rss) if rss else None
     return merged
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return float(value)
+    return None
 
 
 def _isnan(value: Any) -> bool:

@@ -33,7 +33,7 @@ class Progress:
         eta = self.eta_s()
         if eta is None:
             return "ETA --:--"
-        minutes, seconds = divmod(int(round(eta)), 60)
+        minutes, seconds = divmod(round(eta), 60)
         return f"ETA {minutes:02d}:{seconds:02d}"
 
     def started(self, label: str) -> None:

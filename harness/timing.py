@@ -94,13 +94,12 @@ def time_steps(
     t_end = 0
     while True:
         in_warmup = index < warmup_steps
-        if not in_warmup:
-            if measured >= measured_steps and (
-                measure_begin_ns is None
-                or measured >= max_measured_steps
-                or (t_end - measure_begin_ns) / NS >= min_duration_s
-            ):
-                break
+        if not in_warmup and measured >= measured_steps and (
+            measure_begin_ns is None
+            or measured >= max_measured_steps
+            or (t_end - measure_begin_ns) / NS >= min_duration_s
+        ):
+            break
         t_wait = clock()
         batch = next_input()
         t_begin = clock()

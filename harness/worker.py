@@ -163,7 +163,8 @@ def run_cell(cell: Cell, settings: RunSettings, t0_ns: int) -> dict[str, Any]:
             t0_ns=t0_ns,
         )
         if gpu:
-            result["device_mem_peak_bytes"] = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+            peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+            result["device_mem_peak_bytes"] = peak
         result["device_used"] = _device_used(tf, cell)
         result["first_step_s"] = timing.first_step_s
         result["steps"] = [asdict(s) for s in timing.steps]

@@ -19,7 +19,8 @@ from harness.errors import UserError
 
 # keras.applications builder name and the ImageNet no-top weights file in the Keras cache.
 APPLICATIONS: dict[str, tuple[str, str]] = {
-    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+    "mobilenet_v2": ("MobileNetV2",
+                     "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
     "inception_v3": ("InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "mobilenet_v1": ("MobileNet", "mobilenet_1_0_224_tf_no_top.h5"),
 }
@@ -147,7 +148,8 @@ def _base(keras: Any, cell: Cell, size: int) -> tuple[Any, float, float]:
             )
         layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
         return layer, 1 / 255.0, 0.0
-    raise UserError.invalid("model", cell.model, "a known model, hub:<handle>, .keras/.h5, SavedModel")
+    raise UserError.invalid("model", cell.model,
+                            "a known model, hub:<handle>, .keras/.h5, SavedModel")
 
 
 def _build_hub(cell: Cell, classes: int, mixed: bool) -> Workload:
