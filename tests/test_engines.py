@@ -261,11 +261,11 @@ def test_tftrt_availability_on_this_tensorflow() -> None:
 def test_tftrt_reasons_for_each_failed_check() -> None:
     from harness.engines.tftrt import decide
 
-    good = {"tf_version": "2.16.1", "enabled": True, "linked": (8, 6, 1), "loaded": (8, 6, 1),
-            "gpus_visible": 1}
+    good: dict[str, Any] = {"tf_version": "2.16.1", "enabled": True, "linked": (8, 6, 1),
+                            "loaded": (8, 6, 1), "gpus_visible": 1}
     assert decide(good, "gpu").ok
     assert decide(good, "gpu").reason == "TensorRT 8.6.1 (linked 8.6.1)"
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"import_error": "ImportError: no module"}, "TensorFlow 2.16.1 has no TF-TRT bindings"),
         ({"loaded": (0, 0, 0)}, "TensorFlow 2.16.1 is linked against TensorRT 8.6.1 but "
                                 "libnvinfer could not be loaded (loaded TensorRT version 0.0.0)"),
