@@ -1,0 +1,95 @@
+"""Does sampling perturb what it measures? Step time with all samplers on vs off.
+
+Runs ``tfbench run`` (MobileNetV2, batch 1, inference on CPU by default) with
+``--samplers none`` and ``--samplers all`` alternately, several pairs, and
+reports each pair's ratio of median step times (on / off) and the median ratio.
+The goal is a ratio <= 1.02. This is a benchmark, not a test: run it on a quiet
+machine and report the load it saw (printed before and after)::
+
+    python benchmarks/sampler_overhead.py --pairs 5 --json overhead.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def one_run(samplers: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """One ``tfbench run`` with the given ``--samplers``; its cell's median step time."""
+    parent = out / f"{len(list(out.iterdir())):02d}-{samplers}"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--models", args.model,
+           "--devices", "cpu", "--modes", "infer", "--batch-sizes", str(args.batch_size),
+           "--warmup-steps", str(args.warmup_steps), "--measured-steps", str(args.measured_steps),
+           "--samplers", samplers, "--out", str(parent), "--no-plots"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"tfbench run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    (run_dir,) = [p for p in parent.iterdir() if p.is_dir()]
+    configs = pd.read_csv(run_dir / "configs.csv")
+    row = configs.iloc[0]
+    if row["status"] != "ok":
+        raise SystemExit(f"cell not ok: {row['status']}: {row['reason']}")
+    env = json.loads((run_dir / "environment.json").read_text())
+    return {"samplers": samplers, "step_s_median": float(row["step_s_median"]),
+            "step_s_mean": float(row["step_s_mean"]), "wall_s": time.perf_counter() - start,
+            "active": (env.get("sampling") or {}).get("active", []), "run_dir": str(run_dir)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--model", default="mobilenet_v2")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--warmup-steps", type=int, default=10)
+    parser.add_argument("--measured-steps", type=int, default=200)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="tfbench-overhead-") as tmp:
+        out = Path(tmp)
+        for pair in range(args.pairs):
+            # Alternate which goes first, so that a drift of the machine hits both alike.
+            order = ("none", "all") if pair % 2 == 0 else ("all", "none")
+            for samplers in order:
+                result = one_run(samplers, args, out)
+                result["pair"] = pair
+                runs.append(result)
+                print(f"pair {pair} samplers={samplers:<4} median step "
+                      f"{result['step_s_median'] * 1e3:.3f} ms  active={result['active']}",
+                      flush=True)
+    load_after = os.getloadavg()
+    ratios = []
+    for pair in range(args.pairs):
+        on = next(r for r in runs if r["pair"] == pair and r["samplers"] == "all")
+        off = next(r for r in runs if r["pair"] == pair and r["samplers"] == "none")
+        ratios.append(on["step_s_median"] / off["step_s_median"])
+    summary = {
+        "model": args.model, "batch_size": args.batch_size, "device": "cpu", "mode": "infer",
+        "measured_steps": args.measured_steps, "pairs": args.pairs,
+        "ratios_on_over_off": ratios, "median_ratio": statistics.median(ratios),
+        "loadavg_before": load_before, "loadavg_after": load_after,
+        "cpu_count": os.cpu_count(), "runs": runs,
+    }
+    print(f"ratios (on/off): {', '.join(f'{r:.4f}' for r in ratios)}")
+    print(f"median ratio: {summary['median_ratio']:.4f} (goal <= 1.02)")
+    print(f"load average before {load_before}, after {load_after}")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
