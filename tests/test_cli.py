@@ -89,3 +89,23 @@ def test_list_shows_cells_without_running() -> None:
     proc = tfbench("run", "--list", "--models", "tiny_cnn", "--modes", "infer")
     assert proc.returncode == 0
     assert proc.stdout.split() == ["infer-tiny_cnn-cpu-tf-fp32-bs8"]
+
+
+@pytest.mark.slow
+def test_env_lists_devices_engines_and_samplers_with_reasons() -> None:
+    import json
+
+    proc = tfbench("env", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["tensorflow_version"]
+    assert info["gpus"] == []
+    assert set(info["engines"]) >= {"tf", "xla", "tftrt", "litert", "onnxruntime"}
+    assert info["engines"]["tf"]["available"] is True
+    tftrt = info["engines"]["tftrt"]
+    assert tftrt["available"] is False and tftrt["reason"]
+    assert info["samplers"]["psutil"]["available"] is True
+    for name, sampler in info["samplers"].items():
+        assert sampler["available"] or sampler["reason"], name
+    text = tfbench("env")
+    assert text.returncode == 0 and "engines" in text.stdout and "samplers" in text.stdout

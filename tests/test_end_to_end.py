@@ -91,3 +91,26 @@ def test_environment_records_provenance(run_dir: Path) -> None:
         assert key in env, key
     assert env["run_id"] == run_dir.name
     assert env["command_line"][:2] == ["tfbench", "run"]
+
+
+def test_resume_runs_only_the_missing_cells(tmp_path: Path) -> None:
+    common = [sys.executable, "-m", "harness.cli", "run", "--models", "tiny_cnn",
+              "--measured-steps", "3", "--warmup-steps", "1", "--samplers", "none", "--no-plots"]
+    first = subprocess.run([*common, "--modes", "infer", "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert first.returncode == 0, first.stderr
+    run = Path(first.stdout.strip())
+    before = load_results(run)
+    resumed = subprocess.run([*common, "--resume", str(run)],
+                             capture_output=True, text=True, timeout=600, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    after = load_results(run)
+    assert list(after.configs["config_id"]) == [
+        "infer-tiny_cnn-cpu-tf-fp32-bs8",
+        "train-tiny_cnn-cpu-frozen-tf-fp32-bs8",
+        "train-tiny_cnn-cpu-unfrozen-tf-fp32-bs8",
+    ]
+    assert after.configs.iloc[0].equals(before.configs.iloc[0])
+    # the resumed cells continue on the same clock, after the first ones
+    infer_end = after.steps[after.steps["mode"] == "infer"]["start_s"].max()
+    assert after.steps[after.steps["mode"] == "train"]["start_s"].min() > infer_end
