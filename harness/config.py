@@ -176,6 +176,8 @@ class RunSettings:
     warmup_steps: int = 3
     measured_steps: int = 30
     min_duration_s: float = 0.0
+    target_ci_rel: float = 0.0  # keep measuring until the median's 95% CI is within ±this
+    max_measured_steps: int = 1000
     timeout_s: float = 900.0
     num_classes: int = 5
     seed: int = 0
@@ -191,12 +193,14 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         for name in ("warmup_steps", "measured_steps", "num_classes", "repeat",
-                     "intra_op_threads", "inter_op_threads", "interleave", "seed"):
+                     "intra_op_threads", "inter_op_threads", "interleave", "seed",
+                     "max_measured_steps"):
             value = getattr(self, name)
-            lowest = 1 if name in ("measured_steps", "num_classes", "repeat") else 0
+            lowest = 1 if name in ("measured_steps", "num_classes", "repeat",
+                                   "max_measured_steps") else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
                 raise UserError.invalid(name, value, f"integers >= {lowest}")
-        for name in ("min_duration_s", "timeout_s", "sample_interval_s"):
+        for name in ("min_duration_s", "timeout_s", "sample_interval_s", "target_ci_rel"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise UserError.invalid(name, value, "numbers >= 0")

@@ -65,6 +65,7 @@ def time_steps(
     measured_steps: int,
     min_duration_s: float = 0.0,
     max_measured_steps: int = 100_000,
+    precise_enough: Callable[[list[float]], bool] | None = None,
     t0_ns: int = 0,
     clock: Clock = time.perf_counter_ns,
 ) -> TimingResult:
@@ -77,8 +78,9 @@ def time_steps(
     separately as ``input_wait_s``.
 
     Measured steps continue past ``measured_steps`` until the measured phase
-    spans ``min_duration_s`` (bounded by ``max_measured_steps``), so that
-    sensors sampling at 0.5 s see enough of the window.
+    spans ``min_duration_s`` (so that sensors sampling at 0.5 s see enough of
+    the window) and ``precise_enough(durations)`` holds (for example, the
+    median's CI is within ±3%), never past ``max_measured_steps``.
     """
     if measured_steps < 1:
         raise ValueError("measured_steps must be >= 1")
@@ -92,12 +94,15 @@ def time_steps(
     measure_begin_ns: int | None = None
     measured = 0
     t_end = 0
+    durations: list[float] = []
     while True:
         in_warmup = index < warmup_steps
         if not in_warmup and measured >= measured_steps and (
-            measure_begin_ns is None
-            or measured >= max_measured_steps
-            or (t_end - measure_begin_ns) / NS >= min_duration_s
+            measured >= max_measured_steps
+            or (
+                (measure_begin_ns is None or (t_end - measure_begin_ns) / NS >= min_duration_s)
+                and (precise_enough is None or precise_enough(durations))
+            )
         ):
             break
         t_wait = clock()
@@ -109,6 +114,7 @@ def time_steps(
             if measure_begin_ns is None:
                 measure_begin_ns = t_wait
             measured += 1
+            durations.append((t_end - t_begin) / NS)
         result.steps.append(
             StepRecord(
                 step=index,

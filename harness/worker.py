@@ -160,6 +160,8 @@ def run_cell(cell: Cell, settings: RunSettings, t0_ns: int) -> dict[str, Any]:
             warmup_steps=settings.warmup_steps,
             measured_steps=settings.measured_steps,
             min_duration_s=settings.min_duration_s,
+            max_measured_steps=max(settings.max_measured_steps, settings.measured_steps),
+            precise_enough=_precision_rule(settings.target_ci_rel),
             t0_ns=t0_ns,
         )
         if gpu:
@@ -203,6 +205,15 @@ def calibration_source(cell: Cell, settings: RunSettings, classes: int,
             yield source.next()[0].numpy()
 
     return calibration
+
+
+def _precision_rule(target: float) -> Any:
+    """Stop measuring once the median's 95% CI half-width is within ``target`` (relative)."""
+    if target <= 0:
+        return None
+    from harness.stats import relative_ci_halfwidth
+
+    return lambda durations: relative_ci_halfwidth(durations) <= target
 
 
 def _device_used(tf: Any, cell: Cell) -> str:

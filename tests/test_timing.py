@@ -93,3 +93,23 @@ def test_measured_steps_must_be_positive() -> None:
     with pytest.raises(ValueError):
         time_steps(lambda b: b, lambda r: None, lambda: 0, images_per_step=1,
                    warmup_steps=0, measured_steps=0, clock=lambda: 0)
+
+
+def test_precision_rule_extends_until_satisfied_within_the_cap() -> None:
+    rec = Recorder()
+    inputs = rec.inputs()
+    seen: list[int] = []
+
+    def enough(durations: list[float]) -> bool:
+        seen.append(len(durations))
+        return len(durations) >= 7
+
+    result = time_steps(rec.step, rec.finish, functools.partial(next, inputs),
+                        images_per_step=1, warmup_steps=1, measured_steps=4,
+                        precise_enough=enough, clock=lambda: 0)
+    assert len(result.measured) == 7
+    assert seen == [4, 5, 6, 7]  # asked only once the minimum is reached
+    capped = time_steps(rec.step, rec.finish, functools.partial(next, inputs),
+                        images_per_step=1, warmup_steps=0, measured_steps=2,
+                        max_measured_steps=5, precise_enough=lambda d: False, clock=lambda: 0)
+    assert len(capped.measured) == 5
