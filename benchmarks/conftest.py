@@ -41,8 +41,7 @@ def _profile(config: pytest.Config) -> Profile:
         return profile.with_overrides(
             {"models": models.split(",") if models else None},
             {"measured_steps": steps,
-             "samplers": None if samplers is None else
-             tuple(s for s in samplers.split(",") if s and s != "none"),
+             "samplers": samplers,
              "plots": False if config.getoption("--tfbench-no-plots") else None},
         )
     except UserError as exc:

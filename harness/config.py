@@ -206,7 +206,9 @@ class RunSettings:
                 raise UserError.invalid(name, value, "numbers >= 0")
         if self.timeout_s == 0:
             raise UserError.invalid("timeout_s", self.timeout_s, "numbers > 0")
-        object.__setattr__(self, "samplers", tuple(self.samplers))
+        from harness.samplers import parse_sampler_names
+
+        object.__setattr__(self, "samplers", parse_sampler_names(self.samplers))
         if not isinstance(self.engine_options, Mapping):
             raise UserError.invalid("engine_options", self.engine_options, "a table per engine")
         for name in self.engine_options:

@@ -12,13 +12,13 @@ from harness.config import Cell, Profile, expand_matrix, load_profile
 from harness.errors import UserError
 from harness.orchestrator import CellOutcome, check_writable, run_cells
 from harness.progress import Progress
+from harness.samplers import parse_sampler_names
 
 LIST_OPTIONS = {
     "models": "models", "devices": "devices", "modes": "modes", "bases": "bases",
     "engines": "engines", "precisions": "precisions", "batch_sizes": "batch-sizes",
     "data": "data", "weights": "weights",
 }
-ALL_SAMPLERS = ("psutil", "jtop", "tegrastats", "nvml")
 
 
 def _int_list(field: str) -> Callable[[str], list[int]]:
@@ -72,20 +72,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def build_profile(args: argparse.Namespace) -> Profile:
     profile = load_profile(args.profile)
     matrix = {k: getattr(args, k) for k in LIST_OPTIONS}
-    samplers = args.samplers
-    if samplers is not None:
-        if samplers == ["all"]:
-            samplers = list(ALL_SAMPLERS)
-        elif samplers == ["none"]:
-            samplers = []
-        else:
-            for name in samplers:
-                if name not in ALL_SAMPLERS:
-                    raise UserError.invalid("samplers", name, [*ALL_SAMPLERS, "all", "none"])
+    samplers = None if args.samplers is None else parse_sampler_names(args.samplers)
     settings: dict[str, Any] = {
         "warmup_steps": args.warmup_steps, "measured_steps": args.measured_steps,
         "min_duration_s": args.min_duration_s, "timeout_s": args.timeout_s,
-        "samplers": tuple(samplers) if samplers is not None else None,
+        "samplers": samplers,
         "sample_interval_s": args.sample_interval_s, "repeat": args.repeat,
         "interleave": args.interleave, "seed": args.seed, "plots": args.plots,
         "allow_download": args.allow_download,
