@@ -125,8 +125,9 @@ def describe_machine(env: Mapping[str, Any], label: str) -> str:
             detail.append(f"power mode {mode}")
     else:
         cpu = env_get(env, "cpu.model", "cpu_model", "cpu.brand", "processor")
+        count = env_get(env, "cpu.count", "cpu_count")
         if cpu:
-            detail.append(str(cpu))
+            detail.append(f"{cpu}, {count} cores" if count else str(cpu))
         gpus = env_get(env, "gpus")
         if isinstance(gpus, list) and gpus:
             names = [str(g.get("name", g)) if isinstance(g, Mapping) else str(g) for g in gpus]
@@ -207,7 +208,7 @@ def load_runs(dirs: Sequence[Path | str]) -> RunSet:
     if "input_size" in varying and cfg.groupby("model")["input_size"].nunique().max() <= 1:
         varying.remove("input_size")  # each model at its own size: the model says it
     constant = {f: _text(cfg[f].iloc[0]) for f in FACTOR_COLUMNS
-                if f not in varying and len(cfg) and _text(cfg[f].iloc[0])}
+                if f not in varying and f != "input_size" and len(cfg) and _text(cfg[f].iloc[0])}
     cfg["cell"] = [_cell_label(row, varying) for row in cfg.to_dict("records")]
     cfg["key"] = cfg["run"] + "/" + cfg["config_id"]
     st = pd.concat(steps, ignore_index=True)
@@ -721,7 +722,7 @@ def step_timeline_chart(rs: RunSet, max_panels: int = 36) -> Chart:
         for _key, g in rows.groupby("key", sort=False):
             x = np.arange(len(g))
             ax.plot(x, g["duration_ms"], color=colours[str(g[hue].iloc[0])], linewidth=0.9,
-                    marker=".", markersize=2.5)
+                    marker="." if len(g) <= 80 else None, markersize=2.5)
         n_warm = int(warm.groupby("key").size().max()) if len(warm) else 0
         if n_warm:
             ax.axvspan(-0.5, n_warm - 0.5, color="0.85", zorder=0, label="warm-up")
@@ -759,9 +760,13 @@ def power_chart(rs: RunSet) -> Chart:
     t = cell_table(rs)
     windows = t[(t["status"] == "ok") & t["measure_start_s"].notna()
                 & t["measure_end_s"].notna()]
-    fig = _figure(11.0, 2.9 * len(runs) + 1.8)
+    fig = _figure(13.0, 2.9 * len(runs) + 1.8)
     with _style():
-        axes = fig.subplots(len(runs), 1, squeeze=False)
+        grid = fig.subplots(len(runs), 2, squeeze=False, gridspec_kw={"width_ratios": [3, 1]})
+    axes = [[row[0]] for row in grid]
+    key_ax = grid[0][1]
+    for row in grid:
+        row[1].set_axis_off()
     colours = palette("model", rs.configs["model"])
     key_lines: list[str] = []
     numbers: dict[str, int] = {}
@@ -785,8 +790,8 @@ def power_chart(rs: RunSet) -> Chart:
         ax.set_xlabel("time since run start (s)")
         if rs.several:
             ax.set_title(rs.machine(run), fontsize=9, loc="left")
-    fig.text(1.0, 0.5, "measured windows\n" + "\n".join(key_lines), fontsize=6.5,
-             family="monospace", va="center", ha="left", transform=fig.transFigure)
+    key_ax.text(0.0, 1.0, "measured windows\n" + "\n".join(key_lines), fontsize=6.5,
+                family="monospace", va="top", ha="left", transform=key_ax.transAxes)
     handles = [Patch(color=colours[m], alpha=0.35, label=f"{m} measured window")
                for m in dict.fromkeys(windows["model"].astype(str))]
     fig.legend(handles=[Line2D([], [], color="0.15", label="total power"), *handles],
@@ -951,7 +956,7 @@ def save_charts(charts: Sequence[Chart], out_dir: Path, formats: Sequence[str] =
             continue
         for fmt in formats:
             path = out_dir / f"{chart.name}.{fmt}"
-            chart.figure.savefig(path, format=fmt, dpi=DPI, bbox_inches="tight")
+            chart.figure.savefig(path, format=fmt, dpi=DPI)
             paths.append(path)
         lines.append(f"- {chart.name}: {chart.title} ({', '.join(formats)})")
     index = out_dir / "index.md"

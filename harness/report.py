@@ -137,7 +137,7 @@ def render_html(doc: Doc, title: str) -> str:
             chart: Chart = value
             assert chart.figure is not None
             buf = io.BytesIO()
-            chart.figure.savefig(buf, format="png", dpi=plots.DPI, bbox_inches="tight")
+            chart.figure.savefig(buf, format="png", dpi=plots.DPI)
             data = base64.b64encode(buf.getvalue()).decode("ascii")
             out.append(f"<figure><img alt=\"{html.escape(chart.title)}\" "
                        f"src=\"data:image/png;base64,{data}\"></figure>")
@@ -160,6 +160,7 @@ _ENV_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "build_info.cudnn_version", "cudnn_version", "cudnn")),
     ("TensorRT", ("tensorflow.tensorrt", "tensorflow.tensorrt_version", "tensorrt_version",
                   "tensorrt")),
+    ("CUDA build", ("tensorflow_build.is_cuda_build",)),
     ("Keras", ("keras_version", "keras.version", "keras")),
     ("CPU", ("cpu.model", "cpu_model", "cpu.brand", "processor")),
     ("CPU count", ("cpu.count", "cpu_count", "cpu.logical")),
@@ -176,11 +177,19 @@ _ENV_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _env_text(value: Any) -> str:
+def _env_text(value: Any, label: str = "") -> str:
     if value is None:
         return ""
+    if label == "command line" and isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, Mapping) and "enabled" in value:  # e.g. TensorRT availability
+        if not value.get("enabled"):
+            return "not available"
+        return str(value.get("loaded") or value.get("linked") or "available")
     if isinstance(value, bool):
-        return "on" if value else "off"
+        if label == "jetson_clocks":
+            return "on" if value else "off"
+        return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(str(v.get("name", v)) if isinstance(v, Mapping) else str(v)
                          for v in value)
@@ -194,7 +203,10 @@ def environment_rows(rs: RunSet) -> list[list[str]]:
     """Field-by-run rows; fields no run records are left out."""
     rows = []
     for label, paths in _ENV_FIELDS:
-        values = [_env_text(env_get(r.environment, *paths)) for r in rs.results]
+        values = [_env_text(env_get(r.environment, *paths), label) for r in rs.results]
+        if label == "GPUs":
+            values = [v or ("none" if r.environment.get("gpus") == [] else "")
+                      for v, r in zip(values, rs.results, strict=True)]
         if any(values):
             rows.append([label, *[v or "—" for v in values]])
     return rows
@@ -224,6 +236,13 @@ def _parity_note(row: Mapping[str, Any]) -> str:
     detail = f"max rel err {_num(row.get('parity_max_rel_err'))}, " \
              f"cosine {'—' if pd.isna(cosine) else f'{cosine:.5f}'}"
     return f"**parity FAIL** ({detail})" if not ok else f"parity ok ({detail})"
+
+
+_OPTIONAL_COLUMNS = {
+    "energy (mJ/image)": "energy per image (no power sampler: jtop, tegrastats or NVML)",
+    "peak device mem (MiB)": "peak device memory (no GPU cell)",
+    "peak host RSS (MiB)": "peak host RSS",
+}
 
 
 def summary_rows(rs: RunSet, table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -368,8 +387,8 @@ def build_report(rs: RunSet) -> tuple[Doc, list[Chart], str]:
     doc.heading(2, "Environment")
     doc.table(["", *rs.labels], environment_rows(rs))
     warnings = [f"{label}: {w}" for label, r in zip(rs.labels, rs.results, strict=True)
-                for w in _as_list(env_get(r.environment, "warnings", "jetson.warning",
-                                          "jetson.warnings"))]
+                for key in ("warnings", "jetson.warning", "jetson.warnings", "sampling.problems")
+                for w in _as_list(env_get(r.environment, key))]
     doc.bullets(warnings)
     charts: list[Chart] = []
     if not usable:
@@ -382,7 +401,13 @@ def build_report(rs: RunSet) -> tuple[Doc, list[Chart], str]:
         doc.bullets(findings(rs, table, ratios))
         doc.heading(2, "Summary")
         header, rows = summary_rows(rs, table)
-        doc.table(header, rows)
+        empty = [i for i, h in enumerate(header)
+                 if h in _OPTIONAL_COLUMNS and all(r[i] == "—" for r in rows)]
+        doc.table([h for i, h in enumerate(header) if i not in empty],
+                  [[c for i, c in enumerate(r) if i not in empty] for r in rows])
+        if empty:
+            doc.para("Not recorded in these runs: "
+                     + "; ".join(_OPTIONAL_COLUMNS[header[i]] for i in empty) + ".")
         if ratios:
             doc.heading(2, "Speed-ups")
             doc.para("A over B = median step time of B ÷ median step time of A (> 1: A is "
