@@ -456,7 +456,7 @@ def write_report(rs: RunSet, out: Path, as_html: bool = False) -> list[Path]:
         out.write_text(render_html(doc, title))
         return [out]
     chart_dir = out.parent / f"{out.stem}-charts"
-    written = plots.save_charts([c for c in charts if c.made], chart_dir) if charts else []
+    written = plots.save_charts(charts, chart_dir, ("png",)) if charts else []
     paths = {c.name: f"{chart_dir.name}/{c.name}.png" for c in charts if c.made}
     out.write_text(render_markdown(doc, paths))
     return [out, *written]
