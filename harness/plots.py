@@ -718,14 +718,14 @@ def step_timeline_chart(rs: RunSet, max_panels: int = 36) -> Chart:
     colours = palette(hue, rs.configs[hue])
     for ax, cell in zip(axes.flat, shown, strict=False):
         rows = st[st["cell"] == cell].sort_values(["run", "block", "step"])
-        warm = rows[rows["phase"] == "warmup"]
+        spans: set[tuple[int, int]] = set()
         for _key, g in rows.groupby("key", sort=False):
             x = np.arange(len(g))
             ax.plot(x, g["duration_ms"], color=colours[str(g[hue].iloc[0])], linewidth=0.9,
                     marker="." if len(g) <= 80 else None, markersize=2.5)
-        n_warm = int(warm.groupby("key").size().max()) if len(warm) else 0
-        if n_warm:
-            ax.axvspan(-0.5, n_warm - 0.5, color="0.85", zorder=0, label="warm-up")
+            spans.update(_runs_of(g["phase"].to_numpy() == "warmup"))
+        for start, stop in sorted(spans):  # interleaved cells warm up once per block
+            ax.axvspan(start - 0.5, stop - 0.5, color="0.85", zorder=0, linewidth=0)
         if _spread(rows["duration_ms"]) > LOG_SPREAD:
             ax.set_yscale("log")
         ax.set_title(_wrap_label(cell), fontsize=7.5)
@@ -741,6 +741,21 @@ def step_timeline_chart(rs: RunSet, max_panels: int = 36) -> Chart:
         what += f"; first {len(shown)} of {len(cells)} cells"
     title = _title(fig, what, rs)
     return Chart(name, title, fig, notes=[f"{len(shown)} panels"])
+
+
+def _runs_of(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index ranges where ``flags`` is true."""
+    out: list[tuple[int, int]] = []
+    start = None
+    for i, flag in enumerate(flags):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            out.append((start, i))
+            start = None
+    if start is not None:
+        out.append((start, len(flags)))
+    return out
 
 
 def _power(rs: RunSet) -> pd.DataFrame:

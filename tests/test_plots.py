@@ -399,3 +399,24 @@ def test_plot_and_report_never_import_tensorflow(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_interleaved_blocks_shade_each_warmup_and_pair_the_ratio(tmp_path: Path) -> None:
+    run = _copy(NANO, tmp_path / "interleaved")
+    steps = pd.read_csv(run / "steps.csv")
+    blocks = []
+    for config_id, factors in (("c00", (1.0, 1.08, 0.95)), ("c06", (1.0, 1.02, 0.97))):
+        cell = steps[steps["config_id"] == config_id]
+        for block, factor in enumerate(factors):
+            blocks.append(cell.assign(block=block, duration_s=cell["duration_s"] * factor))
+    others = steps[~steps["config_id"].isin(["c00", "c06"])]
+    pd.concat([others, *blocks]).to_csv(run / "steps.csv", index=False)
+    rs = plots.load_runs([run])
+    chart = plots.step_timeline_chart(rs)
+    panel = next(a for a in chart.figure.axes
+                 if a.get_title().startswith("mobilenet_v2 · cpu · infer"))
+    assert len(panel.patches) == 3  # one warm-up band per block
+    ratio = next(r for r in plots.speedups(rs) if r.kind == "model over model"
+                 and r.context.startswith("cpu · infer"))
+    assert ratio.method == "paired blocks (n=3)"
+    assert ratio.low < ratio.value < ratio.high
