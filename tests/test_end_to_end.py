@@ -14,14 +14,14 @@ from harness.records import CONFIGS_COLUMNS, STEPS_COLUMNS, load_results
 from harness.stats import median_ci
 
 pytestmark = pytest.mark.slow
+TINY_PROFILE = Path(__file__).parent / "data" / "profiles" / "tiny.toml"
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("results")
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--profile", "quick", "--models", "tiny_cnn",
-         "--warmup-steps", "2", "--measured-steps", "12", "--samplers", "psutil",
+        [sys.executable, "-m", "harness.cli", "run", "--profile", str(TINY_PROFILE),
          "--no-plots", "--out", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )
@@ -94,7 +94,7 @@ def test_environment_records_provenance(run_dir: Path) -> None:
 
 
 def test_resume_runs_only_the_missing_cells(tmp_path: Path) -> None:
-    common = [sys.executable, "-m", "harness.cli", "run", "--models", "tiny_cnn",
+    common = [sys.executable, "-m", "harness.cli", "run", "--profile", str(TINY_PROFILE),
               "--measured-steps", "3", "--warmup-steps", "1", "--samplers", "none", "--no-plots"]
     first = subprocess.run([*common, "--modes", "infer", "--out", str(tmp_path)],
                            capture_output=True, text=True, timeout=600, check=False)

@@ -27,7 +27,8 @@ def test_benchmark_json_agrees_with_the_csvs(tmp_path: Path) -> None:
     json_path = tmp_path / "out.json"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(REPO / "benchmarks"), "--benchmark-only",
-         "--tfbench-models", "tiny_cnn", "--tfbench-measured-steps", "9",
+         "--tfbench-profile", str(REPO / "tests" / "data" / "profiles" / "tiny.toml"),
+         "--tfbench-measured-steps", "9",
          "--tfbench-samplers", "none", "--tfbench-no-plots", "--tfbench-out", str(out),
          f"--benchmark-json={json_path}", "-p", "no:cacheprovider", "-q"],
         capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
