@@ -7,6 +7,10 @@ The goal is a ratio <= 1.02. This is a benchmark, not a test: run it on a quiet
 machine and report the load it saw (printed before and after)::
 
     python benchmarks/sampler_overhead.py --pairs 5 --json overhead.json
+
+It also measures the sampler process's own CPU use per wall second (all samplers
+on, watching a live process), which a loaded machine disturbs far less than a
+step-time ratio.
 """
 
 from __future__ import annotations
@@ -47,6 +51,31 @@ def one_run(samplers: str, args: argparse.Namespace, out: Path) -> dict[str, Any
             "active": (env.get("sampling") or {}).get("active", []), "run_dir": str(run_dir)}
 
 
+def sampler_cpu_cost(seconds: float) -> dict[str, Any]:
+    """CPU time the sampler process itself uses per second of wall time, all samplers on,
+    watching a live process. Unlike step-time ratios this barely moves with machine load."""
+    import psutil
+
+    from harness.samplers.host import SamplerHost
+
+    with tempfile.TemporaryDirectory(prefix="tfbench-sampler-cpu-") as tmp:
+        host = SamplerHost(Path(tmp), "cpu-cost", time.perf_counter_ns(),
+                           ["psutil", "jtop", "tegrastats", "nvml"])
+        status = host.start()
+        assert host.pid is not None
+        proc = psutil.Process(host.pid)
+        host.set_active("cell", os.getpid())
+        before, t_before = proc.cpu_times(), time.perf_counter()
+        time.sleep(seconds)
+        after, t_after = proc.cpu_times(), time.perf_counter()
+        summary = host.stop()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    return {"wall_s": t_after - t_before, "cpu_s": cpu,
+            "cpu_fraction_of_one_core": cpu / (t_after - t_before),
+            "active": [n for n, v in status.items() if v == "active"],
+            "rows": summary.get("rows")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
@@ -55,7 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument("--measured-steps", type=int, default=200)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--cpu-seconds", type=float, default=20.0,
+                        help="how long to measure the sampler process's own CPU use")
     args = parser.parse_args(argv)
+    cost = sampler_cpu_cost(args.cpu_seconds)
+    print(f"sampler process: {cost['cpu_s']:.3f} CPU s in {cost['wall_s']:.1f} s wall = "
+          f"{cost['cpu_fraction_of_one_core'] * 100:.2f} % of one core "
+          f"(active: {cost['active']}, {cost['rows']} rows)", flush=True)
     load_before = os.getloadavg()
     runs = []
     with tempfile.TemporaryDirectory(prefix="tfbench-overhead-") as tmp:
@@ -79,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "model": args.model, "batch_size": args.batch_size, "device": "cpu", "mode": "infer",
         "measured_steps": args.measured_steps, "pairs": args.pairs,
-        "ratios_on_over_off": ratios, "median_ratio": statistics.median(ratios),
+        "ratios_on_over_off": ratios, "median_ratio": statistics.median(ratios) if ratios else None,
         "loadavg_before": load_before, "loadavg_after": load_after,
-        "cpu_count": os.cpu_count(), "runs": runs,
+        "cpu_count": os.cpu_count(), "runs": runs, "sampler_cpu": cost,
     }
-    print(f"ratios (on/off): {', '.join(f'{r:.4f}' for r in ratios)}")
-    print(f"median ratio: {summary['median_ratio']:.4f} (goal <= 1.02)")
+    if ratios:
+        print(f"ratios (on/off): {', '.join(f'{r:.4f}' for r in ratios)}")
+        print(f"median ratio: {summary['median_ratio']:.4f} (goal <= 1.02)")
     print(f"load average before {load_before}, after {load_after}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
