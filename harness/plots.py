@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -612,9 +613,11 @@ def step_time_chart(rs: RunSet) -> Chart:
     for (ax,), mode in zip(grid, modes, strict=True):
         rows = m[m["mode"] == mode]
         cells = _ordered_cells(rows)
-        sns.boxplot(data=rows, x="duration_ms", y="cell", hue=hue, order=cells, palette=colours,
-                    ax=ax, orient="h", fliersize=2, linewidth=0.8, width=0.7, log_scale=log,
-                    legend=False)
+        with warnings.catch_warnings():  # seaborn 0.13 still passes bxp(vert=...)
+            warnings.filterwarnings("ignore", message=".*vert: bool was deprecated")
+            sns.boxplot(data=rows, x="duration_ms", y="cell", hue=hue, order=cells,
+                        palette=colours, ax=ax, orient="h", fliersize=2, linewidth=0.8,
+                        width=0.7, log_scale=log, legend=False)
         _cell_ticks(ax, cells, flagged)
         if log:
             _log_axis(ax.xaxis)
@@ -728,6 +731,7 @@ def step_timeline_chart(rs: RunSet, max_panels: int = 36) -> Chart:
             ax.axvspan(start - 0.5, stop - 0.5, color="0.85", zorder=0, linewidth=0)
         if _spread(rows["duration_ms"]) > LOG_SPREAD:
             ax.set_yscale("log")
+            _log_axis(ax.yaxis)
         ax.set_title(_wrap_label(cell), fontsize=7.5)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("step (warm-up and measured)", fontsize=7)
@@ -900,7 +904,7 @@ def batch_size_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
     if not series:
         return Chart(name, "throughput vs batch size",
                      reason="no cell was measured at more than one batch size")
-    fig = _figure(8.5, 5.0)
+    fig = _figure(10.5, 5.0)
     with _style():
         ax = fig.subplots()
     varying = [f for f in rs.varying if f != "batch_size"]
@@ -923,9 +927,14 @@ def batch_size_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
     ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
     ax.xaxis.set_minor_locator(ticker.NullLocator())
     ax.set_xlabel("batch size (images per step, log scale)")
-    ax.set_ylabel("throughput (images/s)")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7.5, loc="best")
+    if _spread(pd.concat([g["images_per_s"] for _, g in series])) > LOG_SPREAD:
+        ax.set_yscale("log")
+        _log_axis(ax.yaxis)
+        ax.set_ylabel("throughput (images/s, log scale)")
+    else:
+        ax.set_ylabel("throughput (images/s)")
+        ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     title = _title(fig, "Throughput against batch size (median, 95% CI)", rs)
     return Chart(name, title, fig, notes=[f"{len(series)} series"])
 
