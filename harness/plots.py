@@ -30,7 +30,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from scipy import stats as sps
 
 from harness import stats
 from harness.errors import UserError
@@ -41,6 +40,9 @@ DPI = 160
 LOG_SPREAD = 10.0  # use a log axis when the largest value is this many times the smallest
 CHART_NAMES = ("step_times", "throughput", "speedups", "step_timeline", "power",
                "energy", "memory", "batch_size")
+# Between-run factor assumed when comparing the same cell across two runs (see
+# shared notes on regressions: one run cannot see its own machine factor).
+RUN_SPREAD = 0.02
 _MIB = 1024.0 * 1024.0
 _FLAG_PARITY = " [parity FAIL]"
 
@@ -280,56 +282,41 @@ class Ratio:
     parity_fail: bool = False
 
 
-def _chunk_log_medians(values: np.ndarray, chunks: int) -> np.ndarray:
-    parts = np.array_split(values, chunks)
-    return np.log([float(np.median(p)) for p in parts if len(p)])
-
-
 def speedup_ci(a: Sequence[float], b: Sequence[float], blocks_a: Sequence[int] | None = None,
-               blocks_b: Sequence[int] | None = None,
-               confidence: float = 0.95) -> tuple[float, float, float, str]:
+               blocks_b: Sequence[int] | None = None, confidence: float = 0.95,
+               run_spread: float = 0.0) -> tuple[float, float, float, str]:
     """Speed-up of A over B, median(B)/median(A), with a CI on the log scale.
 
-    Interleaved cells (at least three shared blocks) use paired log-ratios of block
-    medians and a one-sample t interval. Otherwise each cell's steps are cut into
-    contiguous chunks whose medians give a batch-means standard error, which is
-    robust to the autocorrelation of step times; the two errors add in quadrature
-    and Welch-Satterthwaite gives the degrees of freedom. Private to the analysis
-    side until ``harness.stats`` offers a ratio CI for cells of one run.
+    Interleaved cells (at least three shared blocks) use paired log-ratios of
+    block medians (`stats.paired_block_ratio_ci`). Otherwise each cell's steps
+    give a batch-means standard error from chunk medians (`stats.summarize_run`,
+    robust to autocorrelated steps) and `stats.ratio_ci` combines them;
+    ``run_spread`` is the between-run factor to add when A and B come from
+    different runs (0 for two cells of one run). Cells with fewer than six
+    steps fall back to the ratio of the ends of the two medians' CIs.
     """
     xa = np.asarray(a, dtype=float)
     xb = np.asarray(b, dtype=float)
-    ratio = float(np.median(xb) / np.median(xa))
-    tail = 0.5 + confidence / 2
     if blocks_a is not None and blocks_b is not None:
-        ba = pd.Series(xa).groupby(np.asarray(blocks_a)).median()
-        bb = pd.Series(xb).groupby(np.asarray(blocks_b)).median()
-        shared = ba.index.intersection(bb.index)
+        ga = pd.Series(xa).groupby(np.asarray(blocks_a))
+        gb = pd.Series(xb).groupby(np.asarray(blocks_b))
+        shared = sorted(set(ga.groups) & set(gb.groups))
         if len(shared) >= 3:
-            d = np.log(bb[shared].to_numpy() / ba[shared].to_numpy())
-            se = float(np.std(d, ddof=1) / math.sqrt(len(d)))
-            t = float(sps.t.ppf(tail, len(d) - 1))
-            centre = float(np.mean(d))
-            return (math.exp(centre), math.exp(centre - t * se), math.exp(centre + t * se),
-                    f"paired blocks (n={len(d)})")
+            ci = stats.paired_block_ratio_ci([ga.get_group(k).to_numpy() for k in shared],
+                                             [gb.get_group(k).to_numpy() for k in shared],
+                                             confidence)
+            return ci.ratio, ci.low, ci.high, f"paired blocks (n={len(shared)})"
+    ratio = float(np.median(xb) / np.median(xa))
     if min(len(xa), len(xb)) < 6:
         la, ha = stats.median_ci(xa.tolist(), confidence)
         lb, hb = stats.median_ci(xb.tolist(), confidence)
         return ratio, lb / ha, hb / la, "median CIs (few steps)"
-    ses, dofs = [], []
-    for x in (xa, xb):
-        m = int(min(20, max(3, len(x) // 5)))
-        c = _chunk_log_medians(x, m)
-        ses.append(float(np.std(c, ddof=1) / math.sqrt(len(c))))
-        dofs.append(len(c) - 1)
-    var = ses[0] ** 2 + ses[1] ** 2
-    if var == 0:
-        return ratio, ratio, ratio, "chunk medians"
-    nu = var ** 2 / sum((s ** 2) ** 2 / d for s, d in zip(ses, dofs, strict=True))
-    t = float(sps.t.ppf(tail, nu))
-    se = math.sqrt(var)
-    return (ratio, ratio * math.exp(-t * se), ratio * math.exp(t * se),
-            f"chunk medians (ν≈{nu:.0f})")
+    spread = stats.assumed_spread(run_spread)
+    ci = stats.ratio_ci(stats.summarize_run(xb), [stats.summarize_run(xa)], spread, confidence)
+    method = f"chunk medians (ν≈{ci.dof:.0f})" if math.isfinite(ci.dof) else "chunk medians"
+    if run_spread:
+        method += f", run spread {run_spread:.0%} assumed"
+    return ci.ratio, ci.low, ci.high, method
 
 
 @dataclass(frozen=True)
@@ -403,7 +390,8 @@ def speedups(rs: RunSet, table: pd.DataFrame | None = None) -> list[Ratio]:
                 value, low, high, method = speedup_ci(
                     ga["duration_s"].to_numpy(), gb["duration_s"].to_numpy(),
                     ga["block"].to_numpy() if interleaved else None,
-                    gb["block"].to_numpy() if interleaved else None)
+                    gb["block"].to_numpy() if interleaved else None,
+                    run_spread=RUN_SPREAD if ra["run"] != rb["run"] else 0.0)
                 varying = [f for f in rs.varying if f not in comp.varies]
                 blank = {**ra.to_dict(), **dict.fromkeys(comp.varies, "")}
                 context = _cell_label(blank, varying) if varying else ""
