@@ -118,7 +118,7 @@ def _exit_reason(returncode: int, log_path: Path) -> tuple[str, str]:
         if sig == signal.SIGKILL:
             return "oom", ("worker killed by SIGKILL (the kernel's out-of-memory killer "
                            "or another process)")
-        return "failed", f"worker died with signal {sig.name}"
+        return "failed", f"worker died with signal {sig.name}; last log line: {tail}"
     return "failed", f"worker exited with code {returncode} without a result; last log line: {tail}"
 
 

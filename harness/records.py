@@ -68,6 +68,8 @@ def _cell_text(value: Any) -> str:
     """CSV text for one value: empty for None, repr-precise floats, no NaN sentinels."""
     if value is None:
         return ""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # numpy scalars: np.float64's repr is 'np.float64(...)'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

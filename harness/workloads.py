@@ -28,7 +28,12 @@ APPLICATIONS: dict[str, tuple[str, str]] = {
 
 @dataclass
 class Workload:
-    """A built model and what engines need to run it."""
+    """A built model and what engines need to run it.
+
+    The head outputs logits (float32 even under mixed precision), so parity
+    checks compare numbers that move with the weights, not a near-constant
+    softmax; training uses a from-logits loss.
+    """
 
     model: Any  # keras.Model (Keras 3) or tf_keras.Model
     keras: Any  # the keras module the model belongs to
@@ -98,7 +103,7 @@ def build_workload(cell: Cell, settings: RunSettings, num_classes: int | None = 
     if len(x.shape) == 4:
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
-    outputs = keras.layers.Dense(classes, activation="softmax", dtype="float32", name="head")(x)
+    outputs = keras.layers.Dense(classes, dtype="float32", name="head")(x)
     model = keras.Model(inputs, outputs, name=f"{cell.test_id}")
     if cell.weights not in ("random", "imagenet"):
         model.load_weights(cell.weights)
@@ -107,7 +112,7 @@ def build_workload(cell: Cell, settings: RunSettings, num_classes: int | None = 
     if cell.mode == "train":
         # Compile after setting `trainable` (Keras reads it at compile time).
         model.compile(optimizer=workload.make_optimizer(),
-                      loss=keras.losses.SparseCategoricalCrossentropy())
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return workload
 
 
@@ -167,11 +172,11 @@ def _build_hub(cell: Cell, classes: int, mixed: bool) -> Workload:
     inputs = tf_keras.Input((size, size, 3), name="image")
     x = tf_keras.layers.Rescaling(1 / 255.0)(inputs)  # hub image models expect [0, 1]
     x = hub.KerasLayer(cell.model[4:], trainable=not frozen, name="hub_base")(x)
-    outputs = tf_keras.layers.Dense(classes, activation="softmax", dtype="float32", name="head")(x)
+    outputs = tf_keras.layers.Dense(classes, dtype="float32", name="head")(x)
     model = tf_keras.Model(inputs, outputs)
     workload = Workload(model=model, keras=tf_keras, num_classes=classes, input_size=size,
                         mixed=mixed)
     if cell.mode == "train":
         model.compile(optimizer=workload.make_optimizer(),
-                      loss=tf_keras.losses.SparseCategoricalCrossentropy())
+                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return workload

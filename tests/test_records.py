@@ -82,6 +82,15 @@ def test_header_written_once_when_appending(tmp_path: Path) -> None:
     assert len(lines) == 5
 
 
+def test_numpy_scalars_are_written_as_plain_numbers(tmp_path: Path) -> None:
+    import numpy as np
+
+    files = RunFiles(tmp_path)
+    files.appender(SAMPLES_FILE).append([{"t_s": np.float64(0.25), "value": np.int64(7),
+                                          "unit": np.str_("W"), "config_id": np.bool_(True)}])
+    assert files.samples.read_text().splitlines()[1] == ",true,,,W,0.25,7"
+
+
 def test_unknown_column_is_a_bug(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown columns"):
         RunFiles(tmp_path).appender(SAMPLES_FILE).append([{"watts": 3}])

@@ -35,7 +35,7 @@ class TensorFlowEngine(Engine):
             self._fn = tf.function(infer, jit_compile=self.jit_compile)
         else:
             optimizer = model.optimizer
-            loss_fn = workload.keras.losses.SparseCategoricalCrossentropy()
+            loss_fn = workload.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             variables = model.trainable_variables
             if hasattr(optimizer, "build") and not getattr(optimizer, "built", True):
                 optimizer.build(variables)  # create slots outside tf.function
