@@ -113,7 +113,7 @@ def run_cell(cell: Cell, settings: RunSettings, t0_ns: int) -> dict[str, Any]:
 
     import tensorflow as tf
 
-    from harness.data import fixed_inputs, make_source
+    from harness.data import make_source
     from harness.parity import parity_columns
     from harness.workloads import build_workload
 
@@ -125,7 +125,7 @@ def run_cell(cell: Cell, settings: RunSettings, t0_ns: int) -> dict[str, Any]:
                              settings.seed)
         classes = max(settings.num_classes, source.num_classes)
         reference_needed = not (cell.engine == "tf" and cell.precision == "fp32")
-        fixed = fixed_inputs(min(cell.batch_size, 8), cell.input_size)
+        fixed = parity_inputs(cell, settings, classes)
         if reference_needed:
             reference = build_workload(replace(cell, engine="tf", precision="fp32", mode="infer",
                                                base=""), settings, classes, mixed=False)
@@ -205,6 +205,19 @@ def calibration_source(cell: Cell, settings: RunSettings, classes: int,
             yield source.next()[0].numpy()
 
     return calibration
+
+
+def parity_inputs(cell: Cell, settings: RunSettings, classes: int) -> Any:
+    """Fixed images for the parity check, from the same distribution as the cell's data:
+    a quantised engine calibrated on real images is judged on real images too (drawn
+    with their own seed), not on uniform noise that leaves its calibrated ranges."""
+    from harness.data import fixed_inputs, make_source
+
+    count = min(cell.batch_size, 8)
+    if cell.data == "synthetic":
+        return fixed_inputs(count, cell.input_size)
+    source = make_source(cell.data, count, cell.input_size, classes, settings.seed + 2)
+    return source.next()[0].numpy()
 
 
 def _precision_rule(target: float) -> Any:
