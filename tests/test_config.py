@@ -101,7 +101,8 @@ def test_a_value_no_engine_supports_is_an_error() -> None:
 
 
 def test_profile_errors(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"profile: 'nope' is not valid; allowed: (.*, )?full, quick"):
+    allowed = r"profile: 'nope' is not valid; allowed: (.*, )?full, quick"
+    with pytest.raises(UserError, match=allowed):
         load_profile("nope")
     bad = tmp_path / "bad.toml"
     bad.write_text("[matrix\nmodels = 3")

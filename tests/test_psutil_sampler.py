@@ -8,29 +8,9 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+from processes import holder, release
 
 from harness.samplers.psutil import PsutilSampler
-
-HOLD = ("import sys\n"
-        "block = bytearray({size})\n"
-        "for i in range(0, len(block), 4096):\n"
-        "    block[i] = 1\n"
-        "print('ready', flush=True)\n"
-        "sys.stdin.read()\n")
-
-
-def holder(size: int) -> subprocess.Popen[str]:
-    """A child that touches `size` bytes, says ready, and waits until its stdin closes."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD.format(size=size)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
-
-
-def release(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    proc.wait(timeout=30)
 
 
 @pytest.fixture

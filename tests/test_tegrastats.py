@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from processes import wait_until
 
 from harness.samplers.host import SamplerHost
 from harness.samplers.tegrastats import TegrastatsSampler, parse_line, unit_of
@@ -238,17 +237,6 @@ def test_missing_binary_is_unavailable_with_reason(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PATH", str(tmp_path))
     avail = TegrastatsSampler().availability()
     assert not avail.ok and "tegrastats not found" in avail.reason
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll a readiness condition of real processes (not a timing measurement)."""
-    deadline = time.monotonic() + timeout_s
-    tick = threading.Event()
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        tick.wait(0.05)
-    return predicate()
 
 
 def test_sampler_process_records_tegrastats_lines(tmp_path: Path,
