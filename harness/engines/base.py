@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from harness.availability import Availability
 from harness.config import Cell, RunSettings
 
 # Engine options every engine accepts: parity thresholds (harness.parity) and the number
@@ -26,12 +27,6 @@ COMMON_OPTIONS = ("parity_max_rel_err", "parity_min_cosine", "calibration_sample
 DEFAULT_CALIBRATION_SAMPLES = 64
 
 
-@dataclass(frozen=True)
-class Availability:
-    """Whether an engine, device or sampler can run here, and why not."""
-
-    ok: bool
-    reason: str = ""
 
 
 @dataclass

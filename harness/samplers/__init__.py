@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from harness.availability import Availability
 from harness.errors import UserError
 
 SAMPLER_NAMES = ("psutil", "jtop", "tegrastats", "nvml")
@@ -26,12 +27,6 @@ _MODULES = {
 }
 
 
-@dataclass(frozen=True)
-class Availability:
-    """Whether a sampler can run here, and why not when it cannot."""
-
-    ok: bool
-    reason: str = ""
 
 
 @dataclass(frozen=True)
