@@ -472,9 +472,33 @@ def fmt_number(v: float) -> str:
     return f"{v:.3g}"
 
 
+class _ReadableLogLocator(ticker.Locator):
+    """Ticks at 1, 2, 5 × 10^k; on an axis spanning too little for that to give four
+    ticks, at 1, 1.5, 2, 3, 4, 5, 6, 8 × 10^k instead (so 70–420 ms reads 80, 100,
+    150, 200, 300, 400, not just 100 and 200)."""
+
+    DENSE = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+
+    def __call__(self) -> Any:
+        lo, hi = sorted(self.axis.get_view_interval()) if self.axis else (1.0, 10.0)
+        return self.tick_values(lo, hi)
+
+    def tick_values(self, vmin: float, vmax: float) -> Any:
+        vmin, vmax = max(min(vmin, vmax), 1e-12), max(vmin, vmax, 1e-12)
+        for subs in ((1.0, 2.0, 5.0), self.DENSE):
+            ticks = [m * 10.0 ** k
+                     for k in range(int(np.floor(np.log10(vmin))) - 1,
+                                    int(np.ceil(np.log10(vmax))) + 1)
+                     for m in subs]
+            inside = [t for t in ticks if vmin <= t <= vmax]
+            if len(inside) >= 4:
+                break
+        return np.asarray(ticks)
+
+
 def _log_axis(axis: Any, suffix: str = "") -> None:
-    """Log scale with plain-number ticks at 1, 2, 5 × 10^k (readable, not 10^k only)."""
-    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    """Log scale with plain-number ticks (1, 2, 5 × 10^k, denser on short ranges)."""
+    axis.set_major_locator(_ReadableLogLocator())
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
     axis.set_minor_locator(ticker.NullLocator())
 
@@ -605,7 +629,7 @@ def step_time_chart(rs: RunSet) -> Chart:
             warnings.filterwarnings("ignore", message=".*vert: bool was deprecated")
             sns.boxplot(data=rows, x="duration_ms", y="cell", hue=hue, order=cells,
                         palette=colours, ax=ax, orient="h", fliersize=2, linewidth=0.8,
-                        width=0.7, log_scale=log, legend=False)
+                        width=0.7, log_scale=log, legend=False, saturation=1.0)
         _cell_ticks(ax, cells, flagged)
         if log:
             _log_axis(ax.xaxis)
@@ -682,8 +706,8 @@ def speedup_chart(rs: RunSet, ratios: Sequence[Ratio] | None = None) -> Chart:
     lo = min(min(r.low for r in ordered), 1.0)
     hi = max(max(r.high for r in ordered), 1.0)
     ax.set_xlim(lo / 1.3, hi * 2.2)
-    ax.set_xlabel("speed-up of A over B (×, log scale): median step time of B ÷ median step "
-                  "time of A; > 1 means A is faster")
+    ax.set_xlabel("speed-up of A over B (×, log scale)\n"
+                  "median step time of B ÷ median step time of A; > 1 means A is faster")
     handles = [Patch(color=colours[k], label=k) for k in kinds]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
                fontsize=8, frameon=False)
@@ -867,7 +891,7 @@ def memory_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
     for ax, (col, label) in zip(axes, metrics, strict=True):
         rows = ok[ok[col].notna()].assign(mib=lambda f, c=col: f[c] / _MIB)
         sns.barplot(data=rows, x="mib", y="cell", hue=hue, order=cells, palette=colours,
-                    ax=ax, orient="h", legend=False, errorbar=None)
+                    ax=ax, orient="h", legend=False, errorbar=None, saturation=1.0)
         if ax is axes[0]:
             _cell_ticks(ax, cells, flagged)
         ax.set_ylabel("")
@@ -968,7 +992,8 @@ def save_charts(charts: Sequence[Chart], out_dir: Path, formats: Sequence[str] =
             continue
         for fmt in formats:
             path = out_dir / f"{chart.name}.{fmt}"
-            chart.figure.savefig(path, format=fmt, dpi=DPI)
+            chart.figure.savefig(path, format=fmt, dpi=DPI, bbox_inches="tight",
+                                 pad_inches=0.15)
             paths.append(path)
         lines.append(f"- {chart.name}: {chart.title} ({', '.join(formats)})")
     index = out_dir / "index.md"
