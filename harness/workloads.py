@@ -95,6 +95,8 @@ def build_workload(cell: Cell, settings: RunSettings, num_classes: int | None = 
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     size = cell.input_size
     base, scale, offset = _base(keras, cell, size)
+    if cell.weights == "random":
+        calibrate_batch_norm(keras, base, size, scale, offset, settings.seed)
     frozen = cell.mode == "infer" or cell.base == "frozen"
     base.trainable = not frozen
     inputs = keras.Input((size, size, 3), name="image")
@@ -114,6 +116,42 @@ def build_workload(cell: Cell, settings: RunSettings, num_classes: int | None = 
         model.compile(optimizer=workload.make_optimizer(),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return workload
+
+
+def calibrate_batch_norm(keras: Any, base: Any, size: int, scale: float, offset: float,
+                         seed: int, batch: int = 4) -> None:
+    """Give a randomly initialised base realistic BatchNorm statistics.
+
+    Fresh BatchNorm layers hold mean 0 and variance 1, so a random MobileNetV2
+    in inference mode shrinks its activations layer after layer and outputs
+    logits near 1e-12: every engine's output then looks alike and an int8
+    conversion cannot represent it. One forward pass in training mode with the
+    moving-average momentum at 0 sets each layer's statistics to those of a
+    synthetic batch (a data-dependent initialisation). Step cost is unchanged.
+    """
+    import numpy as np
+
+    norms = [layer for layer in _all_layers(base)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    images = np.random.default_rng(seed).uniform(0.0, 255.0, (batch, size, size, 3))
+    saved = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    try:
+        base((images * scale + offset).astype("float32"), training=True)
+    finally:
+        for layer, momentum in zip(norms, saved, strict=True):
+            layer.momentum = momentum
+
+
+def _all_layers(model: Any) -> list[Any]:
+    layers = []
+    for layer in getattr(model, "layers", []):
+        layers.append(layer)
+        layers.extend(_all_layers(layer))
+    return layers
 
 
 def _base(keras: Any, cell: Cell, size: int) -> tuple[Any, float, float]:

@@ -114,3 +114,18 @@ def test_hub_savedmodel_base_through_tf_keras(tmp_path: Path) -> None:
                       base="frozen")):
         outcome = session.run_cell(cell)
         assert outcome.status == "ok", outcome.reason
+
+
+def test_random_weights_get_realistic_batch_norm_statistics() -> None:
+    """Without the data-dependent BatchNorm initialisation a random MobileNetV2 outputs
+    logits near 1e-12, which makes every parity check meaningless."""
+    from harness.workloads import build_workload
+
+    model = build_workload(Cell(model="tiny_mobilenet_v2"), SETTINGS).model
+    x = np.random.default_rng(3).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    logits = model.predict_on_batch(x)
+    assert np.abs(logits).max() > 1e-2
+    norms = [layer for layer in model.get_layer(index=2).layers
+             if layer.__class__.__name__ == "BatchNormalization"]
+    assert norms and all(layer.momentum > 0.9 for layer in norms)  # momentum restored
+    assert not np.allclose(norms[0].moving_variance.numpy(), 1.0)
