@@ -90,6 +90,14 @@ def test_findings_state_ratios_with_their_ci(nano_md: tuple[str, Path]) -> None:
     assert "3 of 16 cells did not run to the end (1 oom, 1 skipped, 1 failed)" in md
 
 
+def test_first_call_finding_names_the_longest_first_call(nano_md: tuple[str, Path]) -> None:
+    md, _ = nano_md
+    configs = pd.read_csv(NANO / "configs.csv")
+    ok = configs[configs["status"] == "ok"]
+    longest = ok["first_step_s"].max()
+    assert f"The first call (tracing, compilation, engine build) took up to {longest:.2f} s (" in md
+
+
 def test_not_run_cells_are_listed_with_their_reasons(nano_md: tuple[str, Path]) -> None:
     md, _ = nano_md
     section = md.split("## Cells that did not run", 1)[1]
