@@ -109,13 +109,7 @@ def build_workload(cell: Cell, settings: RunSettings, num_classes: int | None = 
     model = keras.Model(inputs, outputs, name=f"{cell.test_id}")
     if cell.weights not in ("random", "imagenet"):
         model.load_weights(cell.weights)
-    workload = Workload(model=model, keras=keras, num_classes=classes, input_size=size,
-                        mixed=mixed)
-    if cell.mode == "train":
-        # Compile after setting `trainable` (Keras reads it at compile time).
-        model.compile(optimizer=workload.make_optimizer(),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return workload
+    return _finish(cell, model, keras, classes, size, mixed)
 
 
 def calibrate_batch_norm(keras: Any, base: Any, size: int, scale: float, offset: float,
@@ -212,9 +206,16 @@ def _build_hub(cell: Cell, classes: int, mixed: bool) -> Workload:
     x = hub.KerasLayer(cell.model[4:], trainable=not frozen, name="hub_base")(x)
     outputs = tf_keras.layers.Dense(classes, dtype="float32", name="head")(x)
     model = tf_keras.Model(inputs, outputs)
-    workload = Workload(model=model, keras=tf_keras, num_classes=classes, input_size=size,
+    return _finish(cell, model, tf_keras, classes, size, mixed)
+
+
+def _finish(cell: Cell, model: Any, keras: Any, classes: int, size: int,
+            mixed: bool) -> Workload:
+    """Wrap the model; for training, compile it after `trainable` was set (Keras reads
+    it at compile time)."""
+    workload = Workload(model=model, keras=keras, num_classes=classes, input_size=size,
                         mixed=mixed)
     if cell.mode == "train":
         model.compile(optimizer=workload.make_optimizer(),
-                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return workload
