@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from harness.availability import Availability
 from harness.config import Cell, RunSettings
+from harness.errors import UserError
 
 # Engine options every engine accepts: parity thresholds (harness.parity) and the number
 # of images drawn from the cell's data for calibration (int8; harness.worker).
@@ -76,6 +77,23 @@ class Engine(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free engine resources."""
+
+
+def check_option_keys(engine: str, options: Mapping[str, Any],
+                      allowed: Sequence[str]) -> None:
+    """Refuse an unknown key in a profile's ``[engine_options.<engine>]`` table."""
+    for key in options:
+        if key not in allowed:
+            raise UserError.invalid(f"engine_options.{engine} key", key, allowed)
+
+
+def int_option(engine: str, options: Mapping[str, Any], key: str, default: int,
+               lowest: int, allowed: str) -> int:
+    """An integer engine option >= ``lowest`` (booleans refused), or its default."""
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise UserError.invalid(f"engine_options.{engine}.{key}", value, allowed)
+    return value
 
 
 def cpu_count() -> int:

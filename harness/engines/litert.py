@@ -27,7 +27,9 @@ from harness.engines.base import (
     Availability,
     Engine,
     PrepareInfo,
+    check_option_keys,
     cpu_count,
+    int_option,
     run_in_batches,
 )
 from harness.errors import UserError
@@ -57,13 +59,8 @@ def interpreter_module() -> tuple[Any, Any, str]:
 
 def check_options(options: Mapping[str, Any]) -> tuple[int, bool]:
     """Validated ``(num_threads, xnnpack)`` from a profile's ``[engine_options.litert]``."""
-    for key in options:
-        if key not in OPTION_KEYS:
-            raise UserError.invalid("engine_options.litert key", key, OPTION_KEYS)
-    threads = options.get("num_threads", 0)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise UserError.invalid("engine_options.litert.num_threads", threads,
-                                "integers >= 0 (0: all cores)")
+    check_option_keys("litert", options, OPTION_KEYS)
+    threads = int_option("litert", options, "num_threads", 0, 0, "integers >= 0 (0: all cores)")
     xnnpack = options.get("xnnpack", True)
     if not isinstance(xnnpack, bool):
         raise UserError.invalid("engine_options.litert.xnnpack", xnnpack, "true, false")

@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from harness.config import Cell, RunSettings
-from harness.engines.base import COMMON_OPTIONS, Availability, Engine, PrepareInfo, cpu_count
+from harness.engines.base import (
+    COMMON_OPTIONS,
+    Availability,
+    Engine,
+    PrepareInfo,
+    check_option_keys,
+    cpu_count,
+    int_option,
+)
 from harness.errors import UserError
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -47,16 +55,10 @@ def choose_providers(device: str, available: Sequence[str],
 
 def check_options(options: Mapping[str, Any]) -> tuple[int, int, list[str] | None]:
     """Validated ``(num_threads, opset, providers)`` from ``[engine_options.onnxruntime]``."""
-    for key in options:
-        if key not in OPTION_KEYS:
-            raise UserError.invalid("engine_options.onnxruntime key", key, OPTION_KEYS)
-    threads = options.get("num_threads", 0)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise UserError.invalid("engine_options.onnxruntime.num_threads", threads,
-                                "integers >= 0 (0: all cores)")
-    opset = options.get("opset", DEFAULT_OPSET)
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < 1:
-        raise UserError.invalid("engine_options.onnxruntime.opset", opset, "integers >= 1")
+    check_option_keys("onnxruntime", options, OPTION_KEYS)
+    threads = int_option("onnxruntime", options, "num_threads", 0, 0,
+                         "integers >= 0 (0: all cores)")
+    opset = int_option("onnxruntime", options, "opset", DEFAULT_OPSET, 1, "integers >= 1")
     providers = options.get("providers")
     if providers is not None and (not isinstance(providers, (list, tuple))
                                   or not all(isinstance(p, str) for p in providers)):

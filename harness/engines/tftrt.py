@@ -26,8 +26,15 @@ from typing import Any
 import numpy as np
 
 from harness.config import Cell, RunSettings
-from harness.engines.base import COMMON_OPTIONS, Availability, Engine, PrepareInfo, run_in_batches
-from harness.errors import UserError
+from harness.engines.base import (
+    COMMON_OPTIONS,
+    Availability,
+    Engine,
+    PrepareInfo,
+    check_option_keys,
+    int_option,
+    run_in_batches,
+)
 
 PRECISION_MODES = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
 OPTION_KEYS = ("max_workspace_size_bytes", "minimum_segment_size", *COMMON_OPTIONS)
@@ -100,17 +107,11 @@ def decide(facts: Mapping[str, Any], device: str) -> Availability:
 
 def converter_params(precision: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments for ``TrtGraphConverterV2`` from the cell and its engine options."""
-    for key in options:
-        if key not in OPTION_KEYS:
-            raise UserError.invalid("engine_options.tftrt key", key, OPTION_KEYS)
-    workspace = options.get("max_workspace_size_bytes", DEFAULT_WORKSPACE_BYTES)
-    if isinstance(workspace, bool) or not isinstance(workspace, int) or workspace <= 0:
-        raise UserError.invalid("engine_options.tftrt.max_workspace_size_bytes", workspace,
-                                "integers > 0 (bytes)")
-    segment = options.get("minimum_segment_size", DEFAULT_MIN_SEGMENT)
-    if isinstance(segment, bool) or not isinstance(segment, int) or segment < 1:
-        raise UserError.invalid("engine_options.tftrt.minimum_segment_size", segment,
-                                "integers >= 1")
+    check_option_keys("tftrt", options, OPTION_KEYS)
+    workspace = int_option("tftrt", options, "max_workspace_size_bytes",
+                           DEFAULT_WORKSPACE_BYTES, 1, "integers > 0 (bytes)")
+    segment = int_option("tftrt", options, "minimum_segment_size", DEFAULT_MIN_SEGMENT, 1,
+                         "integers >= 1")
     return {
         "precision_mode": PRECISION_MODES[precision],
         "max_workspace_size_bytes": workspace,
