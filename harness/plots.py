@@ -496,6 +496,17 @@ class _ReadableLogLocator(ticker.Locator):
         return np.asarray(ticks)
 
 
+def _finish_cell_panel(ax: Any, cells: list[str], flagged: set[str], log: bool,
+                       quantity: str, unit: str, title: str) -> None:
+    """Cell tick labels (parity failures flagged), the value axis and the panel title."""
+    _cell_ticks(ax, cells, flagged)
+    if log:
+        ax.set_xscale("log")
+        _log_axis(ax.xaxis)
+    ax.set_xlabel(f"{quantity} ({unit}, log scale)" if log else f"{quantity} ({unit})")
+    ax.set_title(title, fontsize=10, loc="left")
+
+
 def _log_axis(axis: Any, suffix: str = "") -> None:
     """Log scale with plain-number ticks (1, 2, 5 × 10^k, denser on short ranges)."""
     axis.set_major_locator(_ReadableLogLocator())
@@ -659,12 +670,8 @@ def throughput_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
         cells = _ordered_cells(rows)
         bars += _dot_panel(ax, rows, cells, rs, "images_per_s", "images_per_s_ci_low",
                            "images_per_s_ci_high", fmt_number)
-        _cell_ticks(ax, cells, flagged)
-        if log:
-            ax.set_xscale("log")
-            _log_axis(ax.xaxis)
-        ax.set_xlabel("throughput (images/s, log scale)" if log else "throughput (images/s)")
-        ax.set_title(_mode_title(mode, rows), fontsize=10, loc="left")
+        _finish_cell_panel(ax, cells, flagged, log, "throughput", "images/s",
+                           _mode_title(mode, rows))
         ax.margins(x=0.15)
     title = _title(fig, "Throughput per cell (median, 95% CI)", rs)
     _hue_legend(fig, rs, ok[rs.hue].astype(str))
@@ -855,12 +862,8 @@ def energy_chart(rs: RunSet, table: pd.DataFrame | None = None) -> Chart:
         cells = _ordered_cells(rows)
         _dot_panel(ax, rows, cells, rs, "energy_mj_per_image", None, None,
                    lambda v: f"{fmt_number(v)} mJ", hollow=low)
-        _cell_ticks(ax, cells, flagged)
-        if log:
-            ax.set_xscale("log")
-            _log_axis(ax.xaxis)
-        ax.set_xlabel("energy per image (mJ, log scale)" if log else "energy per image (mJ)")
-        ax.set_title(_mode_title(mode, rows), fontsize=10, loc="left")
+        _finish_cell_panel(ax, cells, flagged, log, "energy per image", "mJ",
+                           _mode_title(mode, rows))
         ax.margins(x=0.25)
     extra = [Line2D([], [], marker="o", linestyle="", color="0.3", markerfacecolor="white",
                     label="low confidence: window spans few power samples")]

@@ -82,18 +82,13 @@ def parse_line(line: str) -> dict[str, float]:
             loads.append(float(cm.group(1)))
         if loads:
             out["cpu_load"] = sum(loads) / len(loads)
-    emc = _EMC.search(text)
-    if emc:
-        out["emc_load"] = float(emc.group(1))
-        freq = _mean_freq_hz(emc.group(2))
-        if freq is not None:
-            out["emc_freq"] = freq
-    gr3d = _GR3D.search(text)
-    if gr3d:
-        out["gpu_load"] = float(gr3d.group(1))
-        freq = _mean_freq_hz(gr3d.group(2))
-        if freq is not None:
-            out["gpu_freq"] = freq
+    for pattern, prefix in ((_EMC, "emc"), (_GR3D, "gpu")):
+        found = pattern.search(text)
+        if found:
+            out[f"{prefix}_load"] = float(found.group(1))
+            freq = _mean_freq_hz(found.group(2))
+            if freq is not None:
+                out[f"{prefix}_freq"] = freq
     for m in _TEMP.finditer(text):
         value = float(m.group(2))
         if value <= OFFLINE_TEMP_C:
