@@ -3,7 +3,11 @@
     pytest benchmarks/ --benchmark-only [--tfbench-profile quick|full|FILE]
                                         [--tfbench-out results] [--tfbench-no-plots]
 
-The session writes the same results directory as ``tfbench run``.
+The session writes the same results directory as ``tfbench run``. With a profile's
+``interleave = K`` (K >= 2) the first cell test runs every selected cell's K blocks in
+the interleaved order of ``tfbench run --interleave K`` (so ``block_order`` is
+``interleaved`` and ``compare --within`` may pair them); each test then reports its
+own cell. Without it each test runs its cell's blocks back to back (``sequential``).
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
 from harness.commands.run import preflight
 from harness.config import Cell, Profile, load_profile
 from harness.errors import UserError
-from harness.orchestrator import RunSession, make_run_id, new_run_dir
+from harness.orchestrator import CellOutcome, RunSession, make_run_id, new_run_dir
+from harness.progress import Progress
 from harness.records import write_environment
 
 
@@ -27,9 +32,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tfbench-profile", default="quick", help="quick, full or a TOML file")
     group.addoption("--tfbench-out", default="results", help="parent of the results directory")
     group.addoption("--tfbench-models", default=None, help="comma-separated model override")
-    group.addoption("--tfbench-measured-steps", type=int, default=None)
+    group.addoption("--tfbench-measured-steps", type=int, default=None,
+                    help="the fewest measured steps per block (pytest-benchmark rounds): "
+                         "a cell measures on past it until the median's 95% CI is within "
+                         "±target_ci_rel and the phase spans min_duration_s, up to "
+                         "max_measured_steps (profile settings), so rounds vary from run to "
+                         "run with the machine's noise (10 may give 17 rounds, then 60); "
+                         "a profile without target_ci_rel and with min_duration_s = 0 gives "
+                         "exactly this many")
     group.addoption("--tfbench-samplers", default=None, help="comma-separated, or none")
     group.addoption("--tfbench-no-plots", action="store_true", help="skip charts at the end")
+    group.addoption("--tfbench-interleave", type=int, default=None,
+                    help="K blocks per cell, interleaved across the selected cells")
 
 
 def _profile(config: pytest.Config) -> Profile:
@@ -42,6 +56,7 @@ def _profile(config: pytest.Config) -> Profile:
             {"models": models.split(",") if models else None},
             {"measured_steps": steps,
              "samplers": samplers,
+             "interleave": config.getoption("--tfbench-interleave"),
              "plots": False if config.getoption("--tfbench-no-plots") else None},
         )
     except UserError as exc:
@@ -59,13 +74,58 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("tfbench_cell", cells, ids=[c.test_id for c in cells])
 
 
+CELLS_KEY = pytest.StashKey[list[Cell]]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The cells of the tests that will run (after -k/-m deselection), in order."""
+    params = [item.callspec.params.get("tfbench_cell") for item in session.items
+              if hasattr(item, "callspec")]
+    # a mode with no cells is parametrized with an empty list: pytest's NOTSET, not a cell
+    cells = [p for p in params if isinstance(p, Cell)]
+    session.config.stash[CELLS_KEY] = cells
+
+
 class _LazySession:
     """Creates the results directory when the first cell runs (not at collection)."""
 
-    def __init__(self, profile: Profile, out: Path) -> None:
+    def __init__(self, profile: Profile, out: Path, cells: list[Cell] | None = None,
+                 stream: TextIO | None = None) -> None:
         self.profile = profile
         self.out = out
+        self.cells = list(cells or [])
         self.session: RunSession | None = None
+        self.outcomes: dict[str, CellOutcome] = {}
+        self.stream = stream or sys.stderr
+        self.progress: Progress | None = None
+
+    def outcome(self, cell: Cell) -> CellOutcome:
+        """The cell's recorded outcome: interleaved with the other selected cells when the
+        profile asks for several blocks, else its own blocks back to back."""
+        from harness.orchestrator import run_schedule
+
+        interleave = self.profile.settings.interleave > 1 and len(self.cells) > 1 \
+            and cell in self.cells
+        session = self.get()
+        progress = self._progress(session)
+        if not interleave:
+            (result,) = run_schedule(session, [cell], progress)
+            return result
+        if not self.outcomes:
+            for result in run_schedule(session, self.cells, progress):
+                self.outcomes[result.cell.config_id] = result
+        return self.outcomes[cell.config_id]
+
+    def _progress(self, session: RunSession) -> Progress:
+        """One progress display for the session's cells: per-cell ETA plans and steps."""
+        if self.progress is None:
+            from harness.orchestrator import unit_plans
+
+            self.progress = Progress(unit_plans(session.runnable(self.cells),
+                                                self.profile.settings), stream=self.stream)
+            for line in session.availability.lines():
+                self.progress.note(f"note: {line}")
+        return self.progress
 
     def get(self) -> RunSession:
         if self.session is None:
@@ -84,6 +144,7 @@ class _LazySession:
             from harness.orchestrator import record_samplers
 
             record_samplers(run_dir, status, None)
+            self.session.decide_availability(self.cells)
         return self.session
 
     def close(self) -> None:
@@ -97,14 +158,51 @@ class _LazySession:
             from harness.plots import write_run_charts
 
             write_run_charts(self.session.run_dir)
-        print(f"\ntfbench results: {self.session.run_dir}")
+        if self.progress is not None:
+            self.progress.close()
+
+
+RUN_DIR_KEY = pytest.StashKey[Path]()
+
+
+class _Uncaptured:
+    """A text stream that writes past pytest's output capture (progress during a test)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._capture = config.pluginmanager.get_plugin("capturemanager")
+        self._stream = sys.__stderr__ or sys.stderr
+
+    def write(self, text: str) -> int:
+        if self._capture is None:
+            return self._stream.write(text)
+        with self._capture.global_and_fixture_disabled():
+            n = self._stream.write(text)
+            self._stream.flush()
+        return n
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The results directory, last, where a reader looks for it."""
+    run_dir = config.stash.get(RUN_DIR_KEY, None)
+    if run_dir is not None:
+        terminalreporter.write_line(f"tfbench results: {run_dir}")
 
 
 @pytest.fixture(scope="session")
 def tfbench_session(request: pytest.FixtureRequest) -> Iterator[_LazySession]:
-    lazy = _LazySession(_profile(request.config), Path(request.config.getoption("--tfbench-out")))
+    lazy = _LazySession(_profile(request.config), Path(request.config.getoption("--tfbench-out")),
+                        request.config.stash.get(CELLS_KEY, []),
+                        stream=_Uncaptured(request.config))  # type: ignore[arg-type]
     yield lazy
     lazy.close()
+    if lazy.session is not None:
+        request.config.stash[RUN_DIR_KEY] = lazy.session.run_dir
 
 
 @pytest.fixture
@@ -117,7 +215,7 @@ def run_cell_as_benchmark(session: _LazySession, cell: Cell, benchmark: Any) -> 
     """Run one cell in its worker and report its measured steps as benchmark rounds."""
     from harness.pytest_bridge import replay_rounds
 
-    outcome = session.get().run_cell(cell)
+    outcome = session.outcome(cell)
     if outcome.status == "skipped":
         pytest.skip(outcome.reason)
     if outcome.status != "ok":

@@ -1,5 +1,8 @@
 """CPU engine benchmark: MobileNetV2 batch-1 inference, speed-ups over ``tf`` fp32.
 
+Engines: tf, xla, litert (fp32, fp16, int8), onnxruntime, keras-jax (jax.jit) and
+keras-torch (eager), as listed in ``benchmarks/profiles/engines_cpu.toml``.
+
 Runs ``tfbench run --profile benchmarks/profiles/engines_cpu.toml --interleave K``
 (every cell in K rounds, A B C ... A B C ..., one worker process per block), then,
 for each cell, the speed-up over the ``tf`` fp32 cell as a paired ratio: per block,
@@ -7,6 +10,8 @@ for each cell, the speed-up over the ``tf`` fp32 cell as a paired ratio: per blo
 over the blocks' log ratios, so drifts of the machine between rounds cancel.
 
     python benchmarks/engines_cpu.py --interleave 4 --out results/
+    python benchmarks/engines_cpu.py --interleave 3 --engines tf,keras-jax,keras-torch \
+        --precisions fp32 --out results/      # a subset of the profile's cells
     python benchmarks/engines_cpu.py --analyze results/<run_id>
 """
 
@@ -19,37 +24,32 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats as sstats
+
+from harness import stats
 
 PROFILE = Path(__file__).resolve().parent / "profiles" / "engines_cpu.toml"
 REFERENCE = ("tf", "fp32")
 
 
 def paired_speedups(steps: pd.DataFrame, configs: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: median step, speed-up over tf fp32 with a paired 95% CI, parity."""
+    """One row per cell: median step, speed-up over tf fp32 with its 95% CI, parity.
+
+    The CI is `harness.stats.step_ratio_ci` (the ratio rule the charts and
+    ``tfbench compare`` use): paired over the interleaved blocks,
+    median(tf fp32) / median(cell) per block, one-sample t on the log ratios.
+    """
     measured = steps[steps["phase"] == "measure"]
-    medians = (measured.groupby(["engine", "precision", "block"])["duration_s"].median()
-               .unstack("block"))
-    ref = medians.loc[REFERENCE]
+    by_cell = {k: g for k, g in measured.groupby(["engine", "precision"])}
+    ref = by_cell[REFERENCE]
     rows = []
-    for (engine, precision), blocks in medians.iterrows():
-        logs = [math.log(ref[b] / blocks[b]) for b in blocks.index
-                if pd.notna(blocks[b]) and pd.notna(ref[b])]
-        n = len(logs)
-        mean = sum(logs) / n
-        if n > 1:
-            sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1))
-            half = float(sstats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-        else:
-            half = float("nan")
+    for (engine, precision), g in by_cell.items():
+        r = stats.step_ratio_ci(ref["duration_s"].to_numpy(), [g["duration_s"].to_numpy()],
+                                blocks=(ref["block"].to_numpy(), g["block"].to_numpy()))
         cfg = configs[(configs["engine"] == engine) & (configs["precision"] == precision)].iloc[0]
         rows.append({
-            "engine": engine, "precision": precision, "blocks": n,
-            "step_ms_median": 1e3 * measured[(measured["engine"] == engine)
-                                             & (measured["precision"] == precision)]
-            ["duration_s"].median(),
-            "speedup": math.exp(mean),
-            "ci_low": math.exp(mean - half), "ci_high": math.exp(mean + half),
+            "engine": engine, "precision": precision, "blocks": r.blocks,
+            "step_ms_median": 1e3 * float(g["duration_s"].median()),
+            "speedup": r.ratio, "ci_low": r.low, "ci_high": r.high, "method": r.method,
             "parity_max_rel_err": cfg.get("parity_max_rel_err"),
             "parity_cosine": cfg.get("parity_cosine"),
             "parity_ok": cfg.get("parity_ok"),
@@ -91,13 +91,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--interleave", type=int, default=4)
     p.add_argument("--out", type=Path, default=Path("results"))
     p.add_argument("--analyze", type=Path, metavar="RUN_DIR", help="only analyse a finished run")
+    p.add_argument("--engines", metavar="LIST", help="run only these engines (must include tf)")
+    p.add_argument("--precisions", metavar="LIST", help="run only these precisions")
     args = p.parse_args(argv)
     run_dir = args.analyze
     if run_dir is None:
         before = set(args.out.glob("*")) if args.out.exists() else set()
+        subset = [*(["--engines", args.engines] if args.engines else []),
+                  *(["--precisions", args.precisions] if args.precisions else [])]
         subprocess.run([sys.executable, "-m", "harness.cli", "run", "--profile", str(PROFILE),
                         "--interleave", str(args.interleave), "--out", str(args.out),
-                        "--no-plots"], check=True)
+                        "--no-plots", *subset], check=True)
         (run_dir,) = [d for d in args.out.glob("*") if d.is_dir() and d not in before]
     print(analyze(run_dir))
     return 0

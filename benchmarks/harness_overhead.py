@@ -34,13 +34,13 @@ def main() -> None:
     from harness.config import Cell, RunSettings
     from harness.data import make_source
     from harness.engines.tf import TensorFlowEngine
+    from harness.engines.tfruntime import select_tf_device
     from harness.timing import time_steps
-    from harness.worker import select_device
     from harness.workloads import build_workload
 
     cell = Cell(model=args.model, batch_size=args.batch_size)
     settings = RunSettings()
-    select_device("cpu", settings)
+    select_tf_device("cpu", settings)
     workload = build_workload(cell, settings)
     source = make_source("synthetic", cell.batch_size, cell.input_size, 5, 0)
     engine = TensorFlowEngine(cell, settings, {})

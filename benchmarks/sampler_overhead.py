@@ -2,9 +2,12 @@
 
 Runs ``tfbench run`` (MobileNetV2, batch 1, inference on CPU by default) with
 ``--samplers none`` and ``--samplers all`` alternately, several pairs, and
-reports each pair's ratio of median step times (on / off) and the median ratio.
-The goal is a ratio <= 1.02. This is a benchmark, not a test: run it on a quiet
-machine and report the load it saw (printed before and after)::
+reports each pair's ratio of median step times (on / off), the median ratio and
+the 95% CI of the ratio from `harness.stats.step_ratio_ci`, paired over the
+alternated pairs (a one-sample t interval on the pairs' log ratios of median
+step times; it assumes the pairs are independent). The goal is a ratio <= 1.02.
+This is a benchmark, not a test: run it on a quiet machine and report the load it
+saw (printed before and after)::
 
     python benchmarks/sampler_overhead.py --pairs 5 --json overhead.json
 
@@ -26,7 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from harness import stats
+from harness.records import load_results
 
 
 def one_run(samplers: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -41,14 +45,17 @@ def one_run(samplers: str, args: argparse.Namespace, out: Path) -> dict[str, Any
     if proc.returncode != 0:
         raise SystemExit(f"tfbench run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     (run_dir,) = [p for p in parent.iterdir() if p.is_dir()]
-    configs = pd.read_csv(run_dir / "configs.csv")
-    row = configs.iloc[0]
+    results = load_results(run_dir)
+    row = results.configs.iloc[0]
     if row["status"] != "ok":
         raise SystemExit(f"cell not ok: {row['status']}: {row['reason']}")
-    env = json.loads((run_dir / "environment.json").read_text())
+    steps = results.steps
+    durations = steps[steps["phase"] == "measure"]["duration_s"].astype(float).tolist()
+    sampling = results.environment.sampling
     return {"samplers": samplers, "step_s_median": float(row["step_s_median"]),
             "step_s_mean": float(row["step_s_mean"]), "wall_s": time.perf_counter() - start,
-            "active": (env.get("sampling") or {}).get("active", []), "run_dir": str(run_dir)}
+            "active": list(sampling.active) if sampling else [], "run_dir": str(run_dir),
+            "durations_s": durations}
 
 
 def sampler_cpu_cost(seconds: float) -> dict[str, Any]:
@@ -107,20 +114,35 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
     load_after = os.getloadavg()
     ratios = []
+    on_steps: list[float] = []
+    off_steps: list[float] = []
+    on_ids: list[int] = []
+    off_ids: list[int] = []
     for pair in range(args.pairs):
         on = next(r for r in runs if r["pair"] == pair and r["samplers"] == "all")
         off = next(r for r in runs if r["pair"] == pair and r["samplers"] == "none")
         ratios.append(on["step_s_median"] / off["step_s_median"])
+        on_steps += on["durations_s"]
+        on_ids += [pair] * len(on["durations_s"])
+        off_steps += off["durations_s"]
+        off_ids += [pair] * len(off["durations_s"])
+    ci = (stats.step_ratio_ci(on_steps, [off_steps], blocks=(on_ids, off_ids))
+          if args.pairs >= stats.MIN_PAIRED_BLOCKS else None)
     summary = {
         "model": args.model, "batch_size": args.batch_size, "device": "cpu", "mode": "infer",
         "measured_steps": args.measured_steps, "pairs": args.pairs,
         "ratios_on_over_off": ratios, "median_ratio": statistics.median(ratios) if ratios else None,
+        "ratio_ci95": None if ci is None else [ci.low, ci.high],
+        "ratio_ci_method": None if ci is None else ci.method,
         "loadavg_before": load_before, "loadavg_after": load_after,
         "cpu_count": os.cpu_count(), "runs": runs, "sampler_cpu": cost,
     }
     if ratios:
         print(f"ratios (on/off): {', '.join(f'{r:.4f}' for r in ratios)}")
         print(f"median ratio: {summary['median_ratio']:.4f} (goal <= 1.02)")
+    if ci is not None:
+        print(f"ratio on/off: {ci.ratio:.4f} (95% CI {ci.low:.4f}–{ci.high:.4f}; {ci.method}, "
+              "t interval over the alternated pairs' log ratios, pairs assumed independent)")
     print(f"load average before {load_before}, after {load_after}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

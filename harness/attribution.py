@@ -2,17 +2,22 @@
 
 Pure functions over ``samples.csv`` rows (pandas and numpy only): the mean
 power and the energy per image over a cell's measure window, how much to
-trust that energy figure, and the worker's peak resident memory. Energy is the
-trapezoid integral of the instantaneous total power over the window, with the
-power at the window's edges interpolated between the neighbouring samples, or
-the difference of a cumulative energy counter (NVML) where the power sampler
-has one. A window that spans fewer than `MIN_INTERVALS` sampling intervals, or
-holds fewer than `MIN_SAMPLES` samples, gives an energy figure marked ``low``:
-never present two samples' worth of power as a solid number.
+trust that energy figure (and why not), and the worker's peak resident memory
+during the timed phase. Energy is the difference of a cumulative energy counter
+(NVML) where the power sampler has one, else the trapezoid integral of the
+instantaneous total power over the window, with the power at the window's edges
+interpolated between the neighbouring samples; the mean power is that energy
+over the window's duration, so the two always agree (``energy_source`` says
+which was used). A window that spans fewer than `MIN_INTERVALS` sampling
+intervals, or holds fewer than `MIN_SAMPLES` samples, gives an energy figure
+marked ``low`` with the reason: never present two samples' worth of power as a
+solid number.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,7 +64,11 @@ def integrate(t: np.ndarray, v: np.ndarray, start_s: float, end_s: float) -> tup
     return area, ok_start and ok_end
 
 
-def _power_sampler(samples: pd.DataFrame) -> str | None:
+def power_sampler(samples: pd.DataFrame) -> str | None:
+    """The sampler whose ``power_total`` a cell's power and energy come from (board total
+    before GPU only), or None when no sampler wrote power."""
+    if samples.empty:
+        return None
     names = list(dict.fromkeys(samples.loc[samples["metric"] == "power_total", "sampler"]
                                .dropna().astype(str)))
     for preferred in POWER_PREFERENCE:
@@ -68,39 +77,143 @@ def _power_sampler(samples: pd.DataFrame) -> str | None:
     return names[0] if names else None
 
 
+def sample_interval_s(samples: pd.DataFrame, sampler: str) -> float | None:
+    """The median gap between one sampler's ``power_total`` samples: the interval actually
+    sampled at; None when fewer than two samples leave nothing to measure."""
+    t, _ = _series(samples, "power_total", sampler)
+    gaps = np.diff(t)
+    return float(np.median(gaps)) if len(gaps) else None
+
+
+def counter_covers(samples: pd.DataFrame, sampler: str, start_s: float, end_s: float) -> bool:
+    """Whether the sampler's cumulative ``energy_counter`` brackets the window."""
+    tc, _ = _series(samples, "energy_counter", sampler)
+    return len(tc) >= 2 and tc[0] <= start_s and tc[-1] >= end_s
+
+
 def attribute(samples: pd.DataFrame, config_id: str, start_s: float, end_s: float,
-              images: int, interval_s: float) -> dict[str, Any]:
-    """``power_w_mean``, ``energy_j_per_image``, ``energy_confidence``, ``power_samples`` and
-    ``host_rss_peak_bytes`` of one cell (configs.csv names); None where there is no data."""
+              images: int, interval_s: float | None, *, use_counter: bool = True
+              ) -> dict[str, Any]:
+    """``power_w_mean``, ``energy_j_per_image``, ``energy_source``, ``energy_confidence``,
+    ``energy_reason``, ``power_samples``, ``host_rss_peak_bytes`` and ``host_rss_peak_reason``
+    of one measure window of a cell (configs.csv names); None where there is no data.
+
+    Power and energy come from one source, so that ``energy_j_per_image * images ==
+    power_w_mean * (end_s - start_s)``: the energy counter's difference over the window
+    where the power sampler has one that brackets it (and ``use_counter``), else the
+    trapezoid of sampled power. ``interval_s`` is the measured sampling interval; None
+    (not measurable) marks the energy ``low``, with the reason. The RSS peak is the
+    largest ``rss`` sample of this cell inside the window: the timed phase only, not the
+    model build or the parity reference before it.
+    """
     if not end_s > start_s:
         raise ValueError(f"measure window [{start_s}, {end_s}] is empty")
     out: dict[str, Any] = {"power_w_mean": None, "energy_j_per_image": None,
-                           "energy_confidence": None, "power_samples": None,
-                           "host_rss_peak_bytes": None}
+                           "energy_source": None, "energy_confidence": None,
+                           "energy_reason": None, "power_samples": None,
+                           "host_rss_peak_bytes": None, "host_rss_peak_reason": None}
+    duration = end_s - start_s
     if samples.empty:
+        out["host_rss_peak_reason"] = "no samples in this run"
+        out["energy_reason"] = "no samples in this run"
         return out
     cell_rows = samples[samples["config_id"].fillna("").astype(str) == config_id]
-    rss = pd.to_numeric(cell_rows.loc[cell_rows["metric"] == "rss", "value"], errors="coerce")
+    rss_rows = cell_rows[cell_rows["metric"] == "rss"]
+    t_rss = pd.to_numeric(rss_rows["t_s"], errors="coerce")
+    rss = pd.to_numeric(rss_rows["value"], errors="coerce")[(t_rss >= start_s) & (t_rss <= end_s)]
     if rss.notna().any():
         out["host_rss_peak_bytes"] = int(rss.max())
+    elif rss_rows.empty:
+        out["host_rss_peak_reason"] = "no rss sample of this cell (the psutil sampler did not run)"
+    else:
+        out["host_rss_peak_reason"] = (
+            f"no rss sample inside the {duration:.3g} s measure window "
+            f"(samples of this cell: {len(rss_rows)}, outside it)")
 
-    sampler = _power_sampler(samples)
+    sampler = power_sampler(samples)
     if sampler is None:
+        out["energy_reason"] = "no power sampler in this run"
         return out
     t, p = _series(samples, "power_total", sampler)
     if len(t) == 0:
+        out["energy_reason"] = f"{sampler} wrote no power values"
         return out
-    duration = end_s - start_s
-    joules, bracketed = integrate(t, p, start_s, end_s)
     count = int(np.count_nonzero((t >= start_s) & (t <= end_s)))
+    if use_counter and counter_covers(samples, sampler, start_s, end_s):
+        tc, counter = _series(samples, "energy_counter", sampler)
+        joules = float(np.interp(end_s, tc, counter) - np.interp(start_s, tc, counter))
+        bracketed = True
+        out["energy_source"] = "counter"
+    else:
+        joules, bracketed = integrate(t, p, start_s, end_s)
+        out["energy_source"] = "trapezoid"
     out["power_w_mean"] = joules / duration
     out["power_samples"] = count
-    tc, counter = _series(samples, "energy_counter", sampler)
-    if len(tc) >= 2 and tc[0] <= start_s and tc[-1] >= end_s:
-        joules = float(np.interp(end_s, tc, counter) - np.interp(start_s, tc, counter))
     if images > 0:
         out["energy_j_per_image"] = joules / images
-    solid = (bracketed and count >= MIN_SAMPLES
-             and duration >= min_measure_duration_s(interval_s))
-    out["energy_confidence"] = "ok" if solid else "low"
+    reasons = []
+    if not bracketed:
+        reasons.append("the window is not bracketed by power samples (an edge value was held)")
+    if count < MIN_SAMPLES:
+        reasons.append(f"{count} power samples inside the window (fewer than {MIN_SAMPLES})")
+    if interval_s is None:
+        reasons.append(f"the sampling interval of {sampler} could not be measured "
+                       "(fewer than two power samples in the run)")
+    elif duration < min_measure_duration_s(interval_s):
+        reasons.append(f"the {duration:.3g} s window spans fewer than {MIN_INTERVALS} sampling "
+                       f"intervals of {interval_s:.3g} s")
+    out["energy_confidence"] = "low" if reasons else "ok"
+    out["energy_reason"] = "; ".join(reasons) or None
     return out
+
+
+def combine_attributions(parts: Sequence[dict[str, Any]],
+                         windows: Sequence[tuple[float, float, int]]) -> dict[str, Any]:
+    """Merge per-block attributions: energy summed over images, power = total energy over
+    total measured time (so energy x images = power x time holds for the cell too)."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    merged: dict[str, Any] = {"energy_j_per_image": None, "power_w_mean": None,
+                              "energy_confidence": None}
+    images = [w[2] for w in windows]
+    spans = [w[1] - w[0] for w in windows]
+    energies = [_number(p.get("energy_j_per_image")) for p in parts]
+    powers = [_number(p.get("power_w_mean")) for p in parts]
+    if None not in energies:
+        total = sum(e * n for e, n in zip(energies, images, strict=True) if e is not None)
+        merged["energy_j_per_image"] = total / sum(images)
+    if None not in powers:
+        joules = sum(p * d for p, d in zip(powers, spans, strict=True) if p is not None)
+        merged["power_w_mean"] = joules / sum(spans)
+    sources = {p.get("energy_source") for p in parts} - {None}
+    if len(sources) > 1:
+        raise ValueError(f"blocks of one cell attributed from different sources {sources}")
+    merged["energy_source"] = sources.pop() if sources else None
+    confidences = [p.get("energy_confidence") for p in parts]
+    if any(c is not None for c in confidences):
+        merged["energy_confidence"] = "low" if "low" in confidences else "ok"
+    merged["energy_reason"] = _join_reasons(parts, "energy_reason")
+    counts = [int(p["power_samples"]) for p in parts if p.get("power_samples") is not None]
+    merged["power_samples"] = sum(counts) if counts else None
+    rss = [int(p["host_rss_peak_bytes"]) for p in parts
+           if p.get("host_rss_peak_bytes") is not None]
+    merged["host_rss_peak_bytes"] = max(rss) if rss else None
+    merged["host_rss_peak_reason"] = None if rss else _join_reasons(parts, "host_rss_peak_reason")
+    return merged
+
+
+def _join_reasons(parts: Sequence[dict[str, Any]], key: str) -> str | None:
+    """The blocks' distinct reasons, each prefixed with its block(s)."""
+    by_reason: dict[str, list[int]] = {}
+    for b, part in enumerate(parts):
+        if part.get(key):
+            by_reason.setdefault(str(part[key]), []).append(b)
+    if not by_reason:
+        return None
+    return "; ".join(f"block {','.join(map(str, bs))}: {r}" for r, bs in by_reason.items())
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return float(value)
+    return None

@@ -15,13 +15,16 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.errors import UserError
+from harness.errors import NoSpace, UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("harness.commands.run", "run the benchmark matrix of a profile"),
     "plot": ("harness.plots", "draw comparison charts from results directories"),
     "report": ("harness.report", "write a Markdown (or HTML) writeup from results directories"),
     "compare": ("harness.compare", "regression verdicts: baseline run(s) vs a candidate run"),
+    "classify": ("harness.classify", "label images with a saved .keras classifier, timed"),
+    "ab": ("harness.commands.ab",
+           "interleaved A/B of a baseline and a candidate environment: regression verdicts"),
     "env": ("harness.environment",
             "what this machine offers: devices, TF build, engines, samplers"),
 }
@@ -63,9 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"tfbench: error: {exc.message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except NoSpace as exc:
+        print(f"tfbench: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        # Ctrl-C, or SIGTERM/SIGHUP turned into `lifecycle.Interrupted`: 128 + the signal.
         print("tfbench: interrupted; finished cells are kept", file=sys.stderr)
-        return 130
+        return int(getattr(exc, "exit_code", 130))
 
 
 if __name__ == "__main__":  # pragma: no cover

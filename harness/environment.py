@@ -2,8 +2,9 @@
 
 The orchestrator never imports TensorFlow, so TensorFlow's version and build
 information come from a short probe subprocess (``python -m harness.environment
---probe``). ``tfbench env`` may import TensorFlow itself: listing devices and
-engines is its whole point.
+--probe``), whose answer is reused while nothing it depends on changes
+(`harness.probe_cache`). ``tfbench env`` may import TensorFlow itself: listing
+devices and engines is its whole point.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 
 from harness import __version__
 from harness.engines import ENGINES
+from harness.envmodel import Environment
+from harness.probe_cache import cached_probe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,13 +77,18 @@ def probe_tensorflow() -> dict[str, Any]:
         details = tf.config.experimental.get_device_details(dev)
         gpus.append({"name": dev.name, **{k: str(v) for k, v in details.items()}})
     info["gpus"] = gpus
+    info["engine_availability"] = engine_availability()
     return info
 
 
 def tensorflow_info_subprocess(timeout_s: float = 120) -> dict[str, Any]:
+    """`probe_tensorflow` in a child process, its TensorFlow C++ log silenced (level 3) and
+    its stderr kept off the console; ``engine_availability`` is each engine's own check."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     try:
         out = subprocess.run([sys.executable, "-m", "harness.environment", "--probe"],
-                             capture_output=True, text=True, timeout=timeout_s, check=False)
+                             capture_output=True, text=True, timeout=timeout_s, check=False,
+                             env=env)
     except subprocess.TimeoutExpired:
         return {"tensorflow_error": f"probe timed out after {timeout_s:g} s"}
     if out.returncode != 0:
@@ -88,6 +96,17 @@ def tensorflow_info_subprocess(timeout_s: float = 120) -> dict[str, Any]:
         return {"tensorflow_error": f"probe failed: {last}"}
     data: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return data
+
+
+def for_environment(probe: dict[str, Any]) -> dict[str, Any]:
+    """The probe's output as environment.json records it: engines reduced to the
+    unavailable ones with their reasons (``engines_unavailable``)."""
+    out = {k: v for k, v in probe.items() if k != "engine_availability"}
+    engines = probe.get("engine_availability")
+    if isinstance(engines, dict):
+        out["engines_unavailable"] = {name: str(e.get("reason") or "unavailable")
+                                      for name, e in engines.items() if not e.get("available")}
+    return out
 
 
 def jetson_info() -> dict[str, Any] | None:
@@ -99,52 +118,85 @@ def jetson_info() -> dict[str, Any] | None:
     return info
 
 
-def collect(run_id: str, clock_origin_ns: int, command_line: Sequence[str],
-            profile: str = "") -> dict[str, Any]:
-    """The environment.json record of a run (without schema_version; the writer adds it)."""
-    uname = platform.uname()
-    env: dict[str, Any] = {
-        "run_id": run_id,
-        "started_at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "clock_origin_ns": clock_origin_ns,
-        "host": socket.gethostname(),
-        "os": f"{uname.system} {uname.release}",
-        "machine": uname.machine,
-        "python": platform.python_version(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "tfbench_version": __version__,
-        "git_commit": git_commit(),
-        "command_line": list(command_line),
-        "profile": profile,
+def build_environment(*, run_id: str, started_at_utc: str, clock_origin_ns: int,
+                      command_line: Sequence[str], profile: str, platform_facts: dict[str, Any],
+                      tensorflow: dict[str, Any], jetson: dict[str, Any] | None) -> Environment:
+    """The typed environment of a run from what the probes found.
+
+    ``platform_facts`` has ``host, os, machine, python, cpu_model, cpu_count,
+    tfbench_version, git_commit`` (`platform_facts`); ``tensorflow`` is what
+    `probe_tensorflow` prints (or ``{"tensorflow_error": ...}``); ``jetson`` is
+    jtop's `board_info` or None. Kept apart from `collect` so that recorded
+    probe output (the golden Jetson runs) goes through the same code.
+    """
+    data: dict[str, Any] = {
+        "run_id": run_id, "started_at_utc": started_at_utc, "clock_origin_ns": clock_origin_ns,
+        **platform_facts, "command_line": list(command_line), "profile": profile,
+        **tensorflow, "jetson": jetson,
     }
-    env.update(tensorflow_info_subprocess())
-    jetson = jetson_info()
-    env["jetson"] = jetson
-    return env
+    return Environment.from_json(data)
+
+
+def platform_facts() -> dict[str, Any]:
+    """Host, OS, Python, CPU and project facts of this machine."""
+    uname = platform.uname()
+    return {"host": socket.gethostname(), "os": f"{uname.system} {uname.release}",
+            "machine": uname.machine, "python": platform.python_version(),
+            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+            "tfbench_version": __version__, "git_commit": git_commit()}
+
+
+def collect(run_id: str, clock_origin_ns: int, command_line: Sequence[str],
+            profile: str = "") -> Environment:
+    """The environment.json record of a run, probed on this machine."""
+    return build_environment(
+        run_id=run_id,
+        started_at_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        clock_origin_ns=clock_origin_ns, command_line=command_line, profile=profile,
+        platform_facts=platform_facts(),
+        tensorflow=for_environment(cached_probe(tensorflow_info_subprocess)),
+        jetson=jetson_info())
 
 
 # -- tfbench env -----------------------------------------------------------------------
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--peak", action="store_true",  # profiling hook (harness.peak)
+                        help="also measure attainable fp32 FLOP/s and memory bandwidth "
+                        "(about 30 s per device)")
 
 
 def engine_availability() -> dict[str, dict[str, Any]]:
-    """Each engine's availability for an inference cell here (imports TensorFlow)."""
+    """Each engine's availability for an inference cell here, with the reason when not.
+
+    TensorFlow-built engines are checked in this process (``tfbench env`` imports
+    TensorFlow anyway). Keras-on-another-backend engines are checked without importing
+    their framework here: only whether it (and Keras 3) is installed, with versions,
+    since Keras binds one backend per process and the worker sets it per cell.
+    """
     from harness.config import Cell
     from harness.engines import load_engine
+    from harness.engines.keras_backend import backend_availability
+    from harness.worker import framework_availability
 
     out: dict[str, dict[str, Any]] = {}
     for name, spec in ENGINES.items():
         device = "gpu" if name == "tftrt" else "cpu"
         cell = Cell(model="tiny_cnn", device=device, engine=name, precision=spec.precisions[0])
+        framework = framework_availability(cell)
         try:
-            avail = load_engine(name).availability(cell, {})
+            if not framework.ok:
+                avail = framework
+            elif spec.keras_backend:
+                avail = backend_availability(cell, spec.framework)
+            else:
+                avail = load_engine(name).availability(cell, {})
             out[name] = {"available": avail.ok, "reason": avail.reason}
         except ImportError as exc:
             out[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
         out[name]["description"] = spec.description
+        out[name]["framework"] = spec.framework
     return out
 
 
@@ -157,30 +209,57 @@ def sampler_availability() -> dict[str, dict[str, Any]]:
             for name, a in available_samplers().items()}
 
 
+def _build_line(build: dict[str, Any], gpus: list[Any]) -> str:
+    cuda = build.get("is_cuda_build")
+    line = (f"CUDA build: {'yes' if cuda else 'no'}  CUDA {build.get('cuda_version') or '-'}  "
+            f"cuDNN {build.get('cudnn_version') or '-'}  "
+            f"TensorRT build: {'yes' if build.get('is_tensorrt_build') else 'no'}")
+    if cuda and not gpus:
+        line += "  (CUDA build, no GPU visible)"
+    return line
+
+
+def _tensorrt_line(trt: dict[str, Any]) -> str:
+    if trt.get("enabled"):
+        return f"enabled (linked {trt.get('linked')}, loaded {trt.get('loaded')})"
+    return "not available" + (f": {trt['error']}" if trt.get("error") else "")
+
+
+def _jetson_line(jetson: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in jetson.items() if v not in (None, "", {}, []))
+
+
 def run_command(args: argparse.Namespace) -> int:
     info: dict[str, Any] = {
         "host": socket.gethostname(), "os": platform.platform(),
         "python": platform.python_version(),
         "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "tfbench_version": __version__,
     }
-    info.update(probe_tensorflow())
-    info["engines"] = engine_availability()
+    # TensorFlow and the engines are probed in a child process: no C++ log on this console
+    info.update(tensorflow_info_subprocess())
+    info["engines"] = info.pop("engine_availability", {})
     info["samplers"] = sampler_availability()
     info["jetson"] = jetson_info()
+    if getattr(args, "peak", False):  # profiling hook (harness.peak)
+        from harness.peak import probe_subprocess
+
+        info["peak"] = {d: probe_subprocess(d) for d in
+                        ["cpu", *(f"gpu:{i}" for i in range(len(info["gpus"])))]}
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
     print(f"host        {info['host']}  ({info['os']}, Python {info['python']})")
     print(f"cpu         {info['cpu_model']} x{info['cpu_count']}")
-    print(f"tensorflow  {info['tensorflow_version']}  keras {info.get('keras_version')}")
-    b = info["tensorflow_build"]
-    print(f"build       CUDA build: {b.get('is_cuda_build')}  CUDA {b.get('cuda_version') or '-'}  "
-          f"cuDNN {b.get('cudnn_version') or '-'}  TensorRT build: {b.get('is_tensorrt_build')}")
-    print(f"tensorrt    {info['tensorrt']}")
-    print("devices     CPU" + "".join(f", {g['name']} ({g.get('device_name', '?')})"
-                                       for g in info["gpus"]))
-    if not info["gpus"]:
-        print("            no GPU visible to TensorFlow: gpu cells will be skipped")
+    if info.get("tensorflow_error"):
+        print(f"tensorflow  unavailable: {info['tensorflow_error']}")
+    else:
+        print(f"tensorflow  {info['tensorflow_version']}  keras {info.get('keras_version')}")
+        print(f"build       {_build_line(info['tensorflow_build'], info['gpus'])}")
+        print(f"tensorrt    {_tensorrt_line(info['tensorrt'])}")
+        print("devices     CPU" + "".join(f", {g['name']} ({g.get('device_name', '?')})"
+                                           for g in info["gpus"]))
+        if not info["gpus"]:
+            print("            no GPU visible to TensorFlow: gpu cells will be skipped")
     print("engines")
     for name, e in info["engines"].items():
         state = "available" if e["available"] else f"unavailable: {e['reason']}"
@@ -191,8 +270,12 @@ def run_command(args: argparse.Namespace) -> int:
     for name, s in info["samplers"].items():
         state = "available" if s["available"] else f"unavailable: {s['reason']}"
         print(f"  {name:<12} {state}")
+    for device, peak in info.get("peak", {}).items():  # profiling hook (harness.peak)
+        from harness.peak import describe
+
+        print(f"peak {device:<7}{describe(peak)}")
     if info["jetson"]:
-        print(f"jetson      {json.dumps(info['jetson'], default=str)}")
+        print(f"jetson      {_jetson_line(info['jetson'])}")
     return 0
 
 

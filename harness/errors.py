@@ -23,3 +23,14 @@ class UserError(Exception):
         if not isinstance(allowed, str):
             allowed = ", ".join(str(a) for a in allowed)
         return cls(f"{field}: {value!r} is not valid; allowed: {allowed}")
+
+
+class NoSpace(Exception):
+    """A write failed because the disk (or quota) is full: the run stops, exit code 1.
+
+    Raised by the records writers, which leave no partial row or temp file behind."""
+
+    def __init__(self, directory: object, file: object) -> None:
+        self.message = (f"no space left on {directory} while writing {file}; "
+                        "finished cells are kept")
+        super().__init__(self.message)

@@ -10,13 +10,8 @@ never imported.
 from __future__ import annotations
 
 import argparse
-import base64
-import html
-import io
-import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +19,21 @@ import numpy as np
 import pandas as pd
 
 from harness import plots
-from harness.errors import UserError
-from harness.plots import Chart, Ratio, RunSet, env_get, fmt_number
-
-_MIB = 1024.0 * 1024.0
+from harness import report_checks as checks
+from harness.accuracy_charts import CHART_HELP as ACCURACY_CHART_HELP
+from harness.accuracy_report import findings as accuracy_findings
+from harness.chartkit import MIB, Chart, fmt_number, modes_of
+from harness.envmodel import Environment
+from harness.records import flag, number, text
+from harness.report_doc import Doc, render_html, render_markdown
+from harness.runset import RunSet, cell_table, load_runs
+from harness.speedups import Ratio, speedups
 
 # How to read each chart, one sentence (docs/charts.md has the long form).
 CHART_HELP = {
-    "step_times": "Each box spans the middle half of a cell's measured steps; whiskers reach "
-                  "1.5× the box; dots are outliers. A wide box means noisy steps.",
+    "step_times": "Each box spans the middle half of a cell's measured steps (compute: the "
+                  "timed step); whiskers reach 1.5× the box; dots are outliers; the label is "
+                  "the median. A cross marks the median input wait of image-folder cells.",
     "throughput": "Images per second at the median step time; whiskers are the 95% CI from "
                   "the median's distribution-free interval.",
     "speedups": "Median step time of B divided by that of A for two cells that differ in one "
@@ -44,204 +45,105 @@ CHART_HELP = {
     "energy": "Power integrated over each measured window, divided by the images processed. "
               "Hollow points rest on few power samples and are rough.",
     "memory": "Peak resident memory of the worker process and peak device memory "
-              "TensorFlow reported.",
-    "batch_size": "Throughput of the same configuration at several batch sizes.",
+              "the cell's engine reported.",
+    "batch_size": "Throughput of the same configuration at several batch sizes; colour and "
+                  "marker name the engine, each line's end is labelled.",
+    "energy_batch_size": "Energy per image of the same configuration at several batch sizes "
+                         "(lower is better); hollow points rest on few power samples.",
 }
-
-
-# --------------------------------------------------------------------------- document
-
-
-@dataclass
-class Doc:
-    """A small document model rendered both to Markdown and to HTML."""
-
-    blocks: list[tuple[str, Any]] = field(default_factory=list)
-
-    def heading(self, level: int, text: str) -> None:
-        self.blocks.append(("h", (level, text)))
-
-    def para(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def bullets(self, items: Sequence[str]) -> None:
-        if items:
-            self.blocks.append(("ul", list(items)))
-
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        self.blocks.append(("table", (list(header), [list(r) for r in rows])))
-
-    def image(self, chart: Chart) -> None:
-        self.blocks.append(("img", chart))
-
-
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(doc: Doc, image_paths: Mapping[str, str]) -> str:
-    """Markdown with images referenced by relative path."""
-    out: list[str] = []
-    for kind, value in doc.blocks:
-        if kind == "h":
-            level, text = value
-            out.append(f"{'#' * level} {text}\n")
-        elif kind == "p":
-            out.append(f"{value}\n")
-        elif kind == "ul":
-            out.append("\n".join(f"- {item}" for item in value) + "\n")
-        elif kind == "table":
-            header, rows = value
-            out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
-            out.append("|" + "|".join("---" for _ in header) + "|")
-            out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows)
-            out.append("")
-        elif kind == "img":
-            chart: Chart = value
-            out.append(f"![{chart.title}]({image_paths[chart.name]})\n")
-    return "\n".join(out)
-
-
-def _inline_html(text: str) -> str:
-    escaped = html.escape(text, quote=False)
-    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
-
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:.85em}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}code{background:#f5f5f5}"""
-
-
-def render_html(doc: Doc, title: str) -> str:
-    """One self-contained page: images embedded as base64 PNG."""
-    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
-    for kind, value in doc.blocks:
-        if kind == "h":
-            level, text = value
-            out.append(f"<h{level}>{_inline_html(text)}</h{level}>")
-        elif kind == "p":
-            out.append(f"<p>{_inline_html(value)}</p>")
-        elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in value) + "</ul>")
-        elif kind == "table":
-            header, rows = value
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline_html(h)}</th>"
-                                                      for h in header) + "</tr></thead><tbody>")
-            out.extend("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>"
-                       for row in rows)
-            out.append("</tbody></table>")
-        elif kind == "img":
-            chart: Chart = value
-            assert chart.figure is not None
-            buf = io.BytesIO()
-            chart.figure.savefig(buf, format="png", dpi=plots.DPI)
-            data = base64.b64encode(buf.getvalue()).decode("ascii")
-            out.append(f"<figure><img alt=\"{html.escape(chart.title)}\" "
-                       f"src=\"data:image/png;base64,{data}\"></figure>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+CHART_HELP.update(ACCURACY_CHART_HELP)  # fit-mode charts (harness.accuracy_charts)
 
 
 # --------------------------------------------------------------------------- content
 
-_ENV_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("host", ("host", "hostname", "machine.host")),
-    ("run id", ("run_id",)),
-    ("started (UTC)", ("started_at_utc", "started_at")),
-    ("OS", ("os", "platform", "os.name", "system")),
-    ("Python", ("python", "python_version", "python.version")),
-    ("TensorFlow", ("tensorflow.version", "tensorflow_version", "tf_version", "tensorflow")),
-    ("CUDA", ("tensorflow.cuda", "tensorflow.cuda_version", "tensorflow_build.cuda_version",
-              "build_info.cuda_version", "cuda_version", "cuda")),
-    ("cuDNN", ("tensorflow.cudnn", "tensorflow.cudnn_version", "tensorflow_build.cudnn_version",
-               "build_info.cudnn_version", "cudnn_version", "cudnn")),
-    ("TensorRT", ("tensorflow.tensorrt", "tensorflow.tensorrt_version", "tensorrt_version",
-                  "tensorrt")),
-    ("CUDA build", ("tensorflow_build.is_cuda_build",)),
-    ("Keras", ("keras_version", "keras.version", "keras")),
-    ("CPU", ("cpu.model", "cpu_model", "cpu.brand", "processor")),
-    ("CPU count", ("cpu.count", "cpu_count", "cpu.logical")),
-    ("GPUs", ("gpus",)),
-    ("Jetson board", ("jetson.model", "jetson.board.model", "jetson.hardware.Model",
-                      "jetson_board.model", "board.model")),
-    ("JetPack", ("jetson.jetpack", "jetson.hardware.Jetpack", "jetpack")),
-    ("L4T", ("jetson.l4t", "jetson.hardware.L4T", "l4t")),
-    ("power mode (nvpmodel)", ("jetson.nvpmodel", "nvpmodel")),
-    ("jetson_clocks", ("jetson.jetson_clocks", "jetson_clocks")),
-    ("tfbench", ("tfbench_version", "project_version", "version")),
-    ("git commit", ("git_commit", "git.commit", "commit")),
-    ("command line", ("command_line", "argv", "command")),
-)
+def _yes_no(value: bool | None) -> str | None:
+    return None if value is None else ("yes" if value else "no")
 
 
-def _env_text(value: Any, label: str = "") -> str:
-    if value is None:
-        return ""
-    if label == "command line" and isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    if isinstance(value, Mapping) and "enabled" in value:  # e.g. TensorRT availability
-        if not value.get("enabled"):
-            return "not available"
-        return str(value.get("loaded") or value.get("linked") or "available")
-    if isinstance(value, bool):
-        if label == "jetson_clocks":
-            return "on" if value else "off"
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ", ".join(str(v.get("name", v)) if isinstance(v, Mapping) else str(v)
-                         for v in value)
-    if isinstance(value, Mapping):
-        return str(value.get("version", value.get("name", ""))) or ", ".join(
-            f"{k}={v}" for k, v in value.items())
-    return str(value)
+def environment_fields(env: Environment) -> list[tuple[str, str | None]]:
+    """The report's environment rows for one run, read from the typed model (None: unknown)."""
+    build, board = env.tensorflow_build, env.jetson
+    gpus = None if env.gpus is None else (", ".join(g.describe() for g in env.gpus) or "none")
+    if env.gpus == () and build is not None and build.is_cuda_build:
+        gpus = "none (CUDA build, no GPU visible)"
+    samplers = ", ".join(f"{n} ({s})" if s != "active" else n
+                         for n, s in env.samplers.items()) or None
+    return [
+        ("host", env.host), ("run id", env.run_id), ("started (UTC)", env.started_at_utc),
+        ("OS", env.os), ("Python", env.python), ("TensorFlow", env.tensorflow_version),
+        ("CUDA", build.cuda_version if build else None),
+        ("cuDNN", build.cudnn_version if build else None),
+        ("TensorRT", env.tensorrt.describe() if env.tensorrt else None),
+        ("CUDA build", _yes_no(build.is_cuda_build) if build else None),
+        ("Keras", env.keras_version), ("CPU", env.cpu_model),
+        ("CPU count", None if env.cpu_count is None else str(env.cpu_count)),
+        ("GPUs", gpus),
+        ("Jetson board", board.model if board else None),
+        ("JetPack", board.jetpack if board else None),
+        ("L4T", board.l4t if board else None),
+        ("power mode (nvpmodel)", board.nvpmodel if board else None),
+        ("jetson_clocks", board.jetson_clocks if board else None),
+        ("samplers", samplers),
+        ("tfbench", env.tfbench_version), ("git commit", env.git_commit),
+        ("command line", " ".join(env.command_line) or None),
+    ]
 
 
 def environment_rows(rs: RunSet) -> list[list[str]]:
     """Field-by-run rows; fields no run records are left out."""
+    per_run = [environment_fields(r.environment) for r in rs.results]
     rows = []
-    for label, paths in _ENV_FIELDS:
-        values = [_env_text(env_get(r.environment, *paths), label) for r in rs.results]
-        if label == "GPUs":
-            values = [v or ("none" if r.environment.get("gpus") == [] else "")
-                      for v, r in zip(values, rs.results, strict=True)]
+    for i, (label, _) in enumerate(per_run[0]):
+        values = [fields[i][1] or "" for fields in per_run]
         if any(values):
             rows.append([label, *[v or "—" for v in values]])
     return rows
 
 
 def _mib(value: Any) -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    return "—" if not np.isfinite(v) else f"{v / _MIB:,.0f}"
+    v = number(value)
+    return "—" if v is None else f"{v / MIB:,.0f}"
 
 
 def _num(value: Any, scale: float = 1.0) -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    return fmt_number(v * scale) if np.isfinite(v) else "—"
+    v = number(value)
+    return "—" if v is None else fmt_number(v * scale)
 
 
 def _parity_note(row: Mapping[str, Any]) -> str:
-    ok = plots.truthy(row.get("parity_ok"))
+    ok = flag(row.get("parity_ok"))
     if ok is None:
         return ""
-    cosine = pd.to_numeric(pd.Series([row.get("parity_cosine")]), errors="coerce").iloc[0]
+    cosine = number(row.get("parity_cosine"))
     detail = f"max rel err {_num(row.get('parity_max_rel_err'))}, " \
-             f"cosine {'—' if pd.isna(cosine) else f'{cosine:.5f}'}"
+             f"cosine {'—' if cosine is None else f'{cosine:.5f}'}"
     return f"**parity FAIL** ({detail})" if not ok else f"parity ok ({detail})"
 
 
+def _ci_note(row: Mapping[str, Any]) -> str:
+    if flag(row.get("ci_target_met")) is not False:
+        return ""
+    target = number(row.get("target_ci_rel"))
+    return "**CI target missed**" + (f" (±{target:.0%}; see findings)" if target else "")
+
+
+def _input_wait(row: Mapping[str, Any]) -> str:
+    wait = number(row.get("input_wait_s_median"))
+    if row["status"] != "ok" or wait is None or text(row.get("data")) == "synthetic":
+        return "—"
+    step = number(row.get("step_s_median")) or 0.0
+    share = wait / (wait + step) if wait + step > 0 else 0.0
+    return f"{fmt_number(wait * 1e3)} ({share:.0%})"
+
+
 _OPTIONAL_COLUMNS = {
+    "input wait (ms, share)": "",  # shown for image-folder input only (synthetic: in memory)
+    "notes": "",
     "energy (mJ/image)": "energy per image (no power sampler: jtop, tegrastats or NVML)",
     "peak device mem (MiB)": "peak device memory (no GPU cell)",
-    "peak host RSS (MiB)": "peak host RSS",
+    "peak host RSS (MiB)": "peak host RSS in the timed phase (no psutil rss sample inside "
+                           "the measured windows)",
+    "lifetime RSS (MiB)": "the worker's lifetime RSS peak",
 }
 
 
@@ -249,13 +151,15 @@ def summary_rows(rs: RunSet, table: pd.DataFrame) -> tuple[list[str], list[list[
     """The summary table: one row per cell, numbers recomputed from steps.csv."""
     header = (["run"] if rs.several else []) + [
         "cell", "status", "median step (ms)", "p90 (ms)", "images/s (95% CI)",
-        "energy (mJ/image)", "peak host RSS (MiB)", "peak device mem (MiB)", "notes"]
+        "input wait (ms, share)", "energy (mJ/image)", "peak host RSS (MiB)",
+        "lifetime RSS (MiB)",
+        "peak device mem (MiB)", "notes"]
     rows = []
     for r in _sorted(table).to_dict("records"):
         ok = r["status"] == "ok"
-        notes = [n for n in (_parity_note(r),) if n]
+        notes = [n for n in (_parity_note(r), _ci_note(r)) if n]
         energy = _num(r.get("energy_j_per_image"), 1000.0) if ok else "—"
-        if ok and energy != "—" and str(r.get("energy_confidence", "")).lower() == "low":
+        if ok and energy != "—" and text(r.get("energy_confidence")) == "low":
             energy += " (low confidence)"
         ips = "—"
         if ok and np.isfinite(r.get("images_per_s", np.nan)):
@@ -265,8 +169,9 @@ def summary_rows(rs: RunSet, table: pd.DataFrame) -> tuple[list[str], list[list[
             str(r["cell"]), str(r["status"]),
             _num(r.get("step_s_median"), 1000.0) if ok else "—",
             _num(r.get("step_s_p90"), 1000.0) if ok else "—",
-            ips, energy,
+            ips, _input_wait(r), energy,
             _mib(r.get("host_rss_peak_bytes")) if ok else "—",
+            _mib(r.get("host_rss_lifetime_peak_bytes")) if ok else "—",
             _mib(r.get("device_mem_peak_bytes")) if ok else "—",
             "; ".join(notes),
         ])
@@ -305,8 +210,10 @@ def finding_for(ratio: Ratio, rows: Mapping[str, Mapping[str, Any]], several: bo
         text = (f"{ratio.a} takes {_ci(1 / ratio.value, 1 / ratio.high, 1 / ratio.low)} as "
                 f"long per step as {ratio.b}{where_text}.")
     if ratio.kind == "frozen over unfrozen":
-        text = text.replace("frozen is", "Training with a frozen base is", 1).replace(
-            "than unfrozen", "than full fine-tuning (unfrozen)", 1)
+        text = (text.replace("frozen is", "Training with a frozen base is", 1)
+                .replace("frozen takes", "Training with a frozen base takes", 1)
+                .replace("than unfrozen", "than full fine-tuning (unfrozen)", 1)
+                .replace("as unfrozen", "as full fine-tuning (unfrozen)", 1))
     if ratio.parity_fail:
         text += (" Its outputs failed the parity check against TF fp32, so this is not a "
                  "like-for-like speed-up.")
@@ -333,15 +240,15 @@ def findings(rs: RunSet, table: pd.DataFrame, ratios: Sequence[Ratio],
         if len(rr) > per_kind and kind != "run over run":
             out.append(f"… and {len(rr) - per_kind} more {kind} comparisons in the speed-up "
                        "table below.")
-    for mode in plots._modes(ok):
+    for mode in modes_of(ok):
         best = ok[ok["mode"] == mode].sort_values("images_per_s").iloc[-1]
-        flag = " (its parity check failed)" if best["parity_flag"] else ""
+        failed = " (its parity check failed)" if best["parity_flag"] else ""
         run = f" on {best['run']}" if rs.several else ""
         out.append(f"Highest {_mode_word(mode)} throughput: {fmt_number(best['images_per_s'])} "
                    f"images/s (95% CI {fmt_number(best['images_per_s_ci_low'])}–"
-                   f"{fmt_number(best['images_per_s_ci_high'])}) for {best['cell']}{run}{flag}.")
+                   f"{fmt_number(best['images_per_s_ci_high'])}) for {best['cell']}{run}{failed}.")
     energy = ok[ok["energy_j_per_image"].notna()]
-    solid = energy[energy["energy_confidence"].astype(str).str.lower() != "low"]
+    solid = energy[energy["energy_confidence"].map(text) != "low"]
     if len(solid):
         best = solid.sort_values("energy_j_per_image").iloc[0]
         run = f" on {best['run']}" if rs.several else ""
@@ -376,21 +283,31 @@ def findings(rs: RunSet, table: pd.DataFrame, ratios: Sequence[Ratio],
 
 def build_report(rs: RunSet) -> tuple[Doc, list[Chart], str]:
     """The whole writeup as a document, the charts it embeds and its title."""
-    table = plots.cell_table(rs)
+    from harness import ab_charts  # [ab hook] an ab run gets its own report
+
+    if ab_charts.is_ab(rs):
+        doc_ab, charts_ab, title_ab = ab_charts.report(rs)
+        return doc_ab, charts_ab, title_ab
+    table = cell_table(rs)
     usable = bool((rs.configs["status"] == "ok").any())
-    ratios = plots.speedups(rs, table) if usable else []
+    ratios = speedups(rs, table) if usable else []
     title = f"tfbench report: {rs.machine()}"
     doc = Doc()
     doc.heading(1, title)
+    missing = checks.unavailable_lines(rs)
+    if missing:
+        doc.para("**Requested but not available on this machine** (their cells were skipped, "
+                 "their samplers did not run):")
+        doc.bullets(missing)
     dirs = ", ".join(f"`{r.root}`" for r in rs.results)
     doc.para(f"Made from {dirs}. Statistics use measure-phase steps only; medians come with "
              "distribution-free 95% confidence intervals, and speed-ups with 95% CIs on the "
-             "log scale from chunk medians (robust to autocorrelated steps).")
+             "log scale: paired over blocks for interleaved cells, otherwise from chunk "
+             "medians (robust to autocorrelated steps); the table names the method per row.")
     doc.heading(2, "Environment")
     doc.table(["", *rs.labels], environment_rows(rs))
     warnings = [f"{label}: {w}" for label, r in zip(rs.labels, rs.results, strict=True)
-                for key in ("warnings", "jetson.warning", "jetson.warnings", "sampling.problems")
-                for w in _as_list(env_get(r.environment, key))]
+                for w in r.environment.warnings()]
     doc.bullets(warnings)
     charts: list[Chart] = []
     if not usable:
@@ -400,25 +317,43 @@ def build_report(rs: RunSet) -> tuple[Doc, list[Chart], str]:
                  "step statistics, findings or charts. The reasons are listed below.")
     else:
         doc.heading(2, "Findings")
-        doc.bullets(findings(rs, table, ratios))
+        doc.bullets(checks.best_batch_sizes(rs, table) + findings(rs, table, ratios)
+                    + accuracy_findings(rs.configs) + checks.input_wait_findings(rs, table))
+        misses = checks.ci_target_misses(rs, table)
+        if misses:
+            doc.heading(3, "Confidence target missed")
+            doc.para("These cells stopped at max_measured_steps with a wider CI than "
+                     "target_ci_rel asked for; the likely cause is read from their steps.")
+            doc.bullets(misses)
+        doc.heading(2, "Plausibility checks")
+        implausible = checks.plausibility(rs, table, ratios)
+        doc.para("Checked: a training step faster than the same model's inference step; "
+                 "throughput falling as the batch grows; an engine speed-up far (beyond "
+                 f"{checks.BASELINE_FACTOR:g}×) from the stored baseline. A finding is stated "
+                 "only where the 95% CI excludes the plausible side."
+                 + ("" if implausible else " Nothing implausible was found."))
+        doc.bullets(implausible)
         doc.heading(2, "Summary")
         header, rows = summary_rows(rs, table)
         empty = [i for i, h in enumerate(header)
-                 if h in _OPTIONAL_COLUMNS and all(r[i] == "—" for r in rows)]
+                 if h in _OPTIONAL_COLUMNS and all(r[i] in ("—", "") for r in rows)]
         doc.table([h for i, h in enumerate(header) if i not in empty],
                   [[c for i, c in enumerate(r) if i not in empty] for r in rows])
-        if empty:
-            doc.para("Not recorded in these runs: "
-                     + "; ".join(_OPTIONAL_COLUMNS[header[i]] for i in empty) + ".")
+        said = [_OPTIONAL_COLUMNS[header[i]] for i in empty if _OPTIONAL_COLUMNS[header[i]]]
+        if said:
+            doc.para("Not recorded in these runs: " + "; ".join(said) + ".")
         if ratios:
             doc.heading(2, "Speed-ups")
             doc.para("A over B = median step time of B ÷ median step time of A (> 1: A is "
                      "faster), for cells that differ in that factor only.")
-            doc.table(["comparison", "A over B", "other factors"]
+            doc.table(["A over B", "other factors"]
                       + (["run"] if rs.several else []) + ["speed-up (95% CI)", "CI method"],
-                      [[r.kind, f"{r.a} over {r.b}" + (" (parity FAIL)" if r.parity_fail else ""),
+                      [[f"{r.a} over {r.b}" + (" (parity FAIL)" if r.parity_fail else ""),
                         r.context or "—"] + ([r.run or "both"] if rs.several else [])
                        + [_ci(r.value, r.low, r.high), r.method] for r in ratios])
+        from harness.profile_report import add_section  # profiling hook
+
+        add_section(doc, rs)
         charts = plots.build_charts(rs)
         doc.heading(2, "Charts")
         for chart in charts:
@@ -440,14 +375,6 @@ def build_report(rs: RunSet) -> tuple[Doc, list[Chart], str]:
     else:
         doc.para("Every cell ran.")
     return doc, charts, title
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value if v]
-    return [str(value)] if value else []
 
 
 def write_report(rs: RunSet, out: Path, as_html: bool = False) -> list[Path]:
@@ -481,9 +408,10 @@ def run_command(args: argparse.Namespace) -> int:
     out = args.out
     if out is None:
         out = Path(args.results_dirs[0]) / ("report.html" if args.html else "report.md")
-    if out.exists() and out.is_dir():
-        raise UserError(f"--out: {str(out)!r} is a directory; allowed: a file path")
-    rs = plots.load_runs(args.results_dirs)
+    from harness.outpaths import check_out_file
+
+    check_out_file(out)
+    rs = load_runs(args.results_dirs)
     paths = write_report(rs, out, as_html=args.html)
     print(f"wrote {out}" + (f" and {len(paths) - 1} chart files" if len(paths) > 1 else ""))
     if not (rs.configs["status"] == "ok").any():

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Clock = Callable[[], int]
+# on_step(calls_done, phase, duration_s): progress, called between timed regions
+OnStep = Callable[[int, str, float], None]
 NS = 1_000_000_000
 
 
@@ -68,6 +70,7 @@ def time_steps(
     precise_enough: Callable[[list[float]], bool] | None = None,
     t0_ns: int = 0,
     clock: Clock = time.perf_counter_ns,
+    on_step: OnStep | None = None,
 ) -> TimingResult:
     """Time a step function.
 
@@ -81,6 +84,10 @@ def time_steps(
     spans ``min_duration_s`` (so that sensors sampling at 0.5 s see enough of
     the window) and ``precise_enough(durations)`` holds (for example, the
     median's CI is within ±3%), never past ``max_measured_steps``.
+
+    ``on_step(calls_done, phase, duration_s)`` (progress reporting) is called after
+    each timed call, the first one included (phase ``first``), after its clock has
+    stopped and before the next input is fetched: outside every timed region.
     """
     if measured_steps < 1:
         raise ValueError("measured_steps must be >= 1")
@@ -89,6 +96,8 @@ def time_steps(
     first_loss = finish(step(batch))
     first_step_s = (clock() - t_start) / NS
     result = TimingResult(first_step_s=first_step_s, first_loss=first_loss)
+    if on_step is not None:
+        on_step(1, "first", first_step_s)
 
     index = 0
     measure_begin_ns: int | None = None
@@ -127,4 +136,6 @@ def time_steps(
             )
         )
         index += 1
+        if on_step is not None:
+            on_step(index + 1, result.steps[-1].phase, result.steps[-1].duration_s)
     return result

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import Cell, RunSettings
+from harness.config import DEFAULT_LEARNING_RATE, MNIST_MODELS, Cell, RunSettings
 from harness.errors import UserError
 
 # keras.applications builder name and the ImageNet no-top weights file in the Keras cache.
@@ -24,6 +24,11 @@ APPLICATIONS: dict[str, tuple[str, str]] = {
     "inception_v3": ("InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "mobilenet_v1": ("MobileNet", "mobilenet_1_0_224_tf_no_top.h5"),
 }
+
+
+# MD5 of the cached files where Keras publishes one (keras.applications' file_hash).
+KNOWN_MD5 = {"inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5":
+             "bcbd6486424b2319ff4ef7d526e38f63"}
 
 
 @dataclass
@@ -40,10 +45,15 @@ class Workload:
     num_classes: int
     input_size: int
     mixed: bool
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    optimizer: str = "sgd"  # sgd (momentum 0.9) or adam
 
     def make_optimizer(self) -> Any:
         """The optimizer for training (wrapped for loss scaling under mixed precision)."""
-        opt = self.keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        if self.optimizer == "adam":
+            opt = self.keras.optimizers.Adam(learning_rate=self.learning_rate)
+        else:
+            opt = self.keras.optimizers.SGD(learning_rate=self.learning_rate, momentum=0.9)
         if self.mixed:
             opt = self.keras.mixed_precision.LossScaleOptimizer(opt)
         return opt
@@ -72,6 +82,14 @@ def check_offline(cell: Cell, allow_download: bool) -> None:
                 f"weights: 'imagenet' for {cell.model} is not in the Keras cache ({path}); "
                 "place the file there or pass --allow-download"
             )
+        expected = KNOWN_MD5.get(path.name)
+        if expected is not None:
+            actual = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+            if actual != expected:
+                raise UserError(
+                    f"weights: the cached file {path} has MD5 {actual}, not the published "
+                    f"{expected} (a corrupt or partial download); it was left as it is; "
+                    "replace it, or pass --allow-download to let Keras fetch it again")
     if cell.model.startswith("hub:"):
         handle = cell.model[4:]
         if handle.startswith(("http://", "https://")) and not hub_cache_path(handle).is_dir():
@@ -89,19 +107,24 @@ def build_workload(cell: Cell, settings: RunSettings, num_classes: int | None = 
     classes = num_classes or settings.num_classes
     mixed = cell.precision == "mixed" if mixed is None else mixed
     if cell.model.startswith("hub:"):
-        return _build_hub(cell, classes, mixed)
+        return _build_hub(cell, classes, mixed, settings)
     import keras
 
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     size = cell.input_size
-    base, scale, offset = _base(keras, cell, size)
+    base, scale, offset = _base(keras, cell, size, settings.allow_download)
     if cell.weights == "random":
         calibrate_batch_norm(keras, base, size, scale, offset, settings.seed)
-    frozen = cell.mode == "infer" or cell.base == "frozen"
+    frozen = cell.mode == "infer" or cell.base in ("frozen", "cached")
     base.trainable = not frozen
-    inputs = keras.Input((size, size, 3), name="image")
+    inputs = keras.Input((size, size, input_channels(cell.model)), name="image")
     x = keras.layers.Rescaling(scale, offset, name="preprocess")(inputs)
     x = base(x, training=False) if frozen else base(x)
+    if isinstance(x, dict):  # a SavedModel's serving signature returns {name: tensor}
+        if len(x) != 1:
+            raise UserError(f"model: the SavedModel {cell.model!r} has outputs "
+                            f"{', '.join(sorted(x))}; allowed: one output")
+        x = next(iter(x.values()))
     if len(x.shape) == 4:
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
@@ -109,7 +132,12 @@ def build_workload(cell: Cell, settings: RunSettings, num_classes: int | None = 
     model = keras.Model(inputs, outputs, name=f"{cell.test_id}")
     if cell.weights not in ("random", "imagenet"):
         model.load_weights(cell.weights)
-    return _finish(cell, model, keras, classes, size, mixed)
+    return _finish(cell, model, keras, classes, size, mixed, settings)
+
+
+def input_channels(model: str) -> int:
+    """Colour channels a model takes: 1 for the MNIST models (grey), else 3 (RGB)."""
+    return 1 if model in MNIST_MODELS else 3
 
 
 def calibrate_batch_norm(keras: Any, base: Any, size: int, scale: float, offset: float,
@@ -148,9 +176,27 @@ def _all_layers(model: Any) -> list[Any]:
     return layers
 
 
-def _base(keras: Any, cell: Cell, size: int) -> tuple[Any, float, float]:
-    """The base network and the input scaling it expects (from [0, 255])."""
+def _base(keras: Any, cell: Cell, size: int, allow_download: bool = False
+          ) -> tuple[Any, float, float]:
+    """The base network and the input scaling it expects (from [0, 255]).
+
+    ImageNet weights without ``allow_download`` are loaded from the Keras cache file
+    directly: Keras's own path (``get_file``) re-downloads a file whose hash does not
+    match, and deletes the cached one, which offline must never do."""
     shape = (size, size, 3)
+    if cell.model in APPLICATIONS and cell.weights == "imagenet" and not allow_download:
+        builder = getattr(keras.applications, APPLICATIONS[cell.model][0])
+        base = builder(include_top=False, weights=None, input_shape=shape, pooling="avg")
+        path = keras_cache_dir() / APPLICATIONS[cell.model][1]
+        try:
+            base.load_weights(str(path))
+        except Exception as exc:  # the user's cached file: a clear reason, nothing deleted
+            raise RuntimeError(
+                f"weights: the cached ImageNet file {path} cannot be loaded "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); it was left as "
+                "it is and nothing was downloaded (offline); replace it or pass "
+                "--allow-download") from None
+        return base, 1 / 127.5, -1.0
     weights = "imagenet" if cell.weights == "imagenet" else None
     if cell.model in APPLICATIONS:
         builder = getattr(keras.applications, APPLICATIONS[cell.model][0])
@@ -174,6 +220,10 @@ def _base(keras: Any, cell: Cell, size: int) -> tuple[Any, float, float]:
             name="tiny_cnn_base",
         )
         return base, 1 / 255.0, 0.0
+    if cell.model in MNIST_MODELS:
+        from harness.mnist import mnist_base
+
+        return mnist_base(keras, cell.model), 1 / 255.0, 0.0
     path = Path(cell.model)
     if path.suffix in (".keras", ".h5"):
         return keras.models.load_model(path, compile=False), 1 / 127.5, -1.0
@@ -189,7 +239,7 @@ def _base(keras: Any, cell: Cell, size: int) -> tuple[Any, float, float]:
                             "a known model, hub:<handle>, .keras/.h5, SavedModel")
 
 
-def _build_hub(cell: Cell, classes: int, mixed: bool) -> Workload:
+def _build_hub(cell: Cell, classes: int, mixed: bool, settings: RunSettings) -> Workload:
     """A TF Hub base through tf_keras (hub.KerasLayer is a Keras 2 layer)."""
     try:
         import tensorflow_hub as hub
@@ -199,23 +249,24 @@ def _build_hub(cell: Cell, classes: int, mixed: bool) -> Workload:
             f"hub models need the 'hub' extra (pip install 'tfbench[hub]'): {exc}"
         ) from exc
     tf_keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    frozen = cell.mode == "infer" or cell.base == "frozen"
+    frozen = cell.mode == "infer" or cell.base in ("frozen", "cached")
     size = cell.input_size
     inputs = tf_keras.Input((size, size, 3), name="image")
     x = tf_keras.layers.Rescaling(1 / 255.0)(inputs)  # hub image models expect [0, 1]
     x = hub.KerasLayer(cell.model[4:], trainable=not frozen, name="hub_base")(x)
     outputs = tf_keras.layers.Dense(classes, dtype="float32", name="head")(x)
     model = tf_keras.Model(inputs, outputs)
-    return _finish(cell, model, tf_keras, classes, size, mixed)
+    return _finish(cell, model, tf_keras, classes, size, mixed, settings)
 
 
 def _finish(cell: Cell, model: Any, keras: Any, classes: int, size: int,
-            mixed: bool) -> Workload:
+            mixed: bool, settings: RunSettings) -> Workload:
     """Wrap the model; for training, compile it after `trainable` was set (Keras reads
     it at compile time)."""
     workload = Workload(model=model, keras=keras, num_classes=classes, input_size=size,
-                        mixed=mixed)
-    if cell.mode == "train":
+                        mixed=mixed, learning_rate=cell.learning_rate or DEFAULT_LEARNING_RATE,
+                        optimizer=settings.optimizer)
+    if cell.mode in ("train", "fit"):
         model.compile(optimizer=workload.make_optimizer(),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return workload

@@ -61,14 +61,81 @@ def test_unbracketed_window_is_low_confidence_even_with_many_samples() -> None:
     assert got["energy_confidence"] == "low"
 
 
-def test_energy_counter_difference_is_preferred_for_nvml() -> None:
+def nvml_rows() -> list[tuple[str, str, str, float, float]]:
+    """NVML as it reports a GPU whose 1 s-averaged power (100 W) lags its counter (90 W)."""
     rows = power({float(t): 100.0 for t in range(11)}, sampler="nvml")
     rows += [("a", "nvml", "energy_counter", float(t), 1000.0 + 90.0 * t) for t in range(11)]
-    got = attribute(frame(rows), "a", 2.0, 7.0, 9, 0.5)
-    # Counter: (1000 + 630) - (1000 + 180) = 450 J, not the 500 J of the power integral.
+    return rows
+
+
+def test_energy_counter_gives_both_energy_and_power() -> None:
+    got = attribute(frame(nvml_rows()), "a", 2.0, 7.0, 9, 1.0)
+    # Counter: (1000 + 630) - (1000 + 180) = 450 J, not the 500 J of the power integral,
+    # and the mean power is that energy over the 5 s window: 90 W, not the sampled 100 W.
+    assert got["energy_source"] == "counter"
     assert got["energy_j_per_image"] == pytest.approx(50.0)
+    assert got["power_w_mean"] == pytest.approx(90.0)
+    assert got["energy_j_per_image"] * 9 == pytest.approx(got["power_w_mean"] * 5.0)
+    assert got["power_samples"] == 6
+    assert got["energy_confidence"] == "low"  # 5 s is 5 intervals of 1 s
+    assert "fewer than 10 sampling intervals of 1 s" in got["energy_reason"]
+
+
+def test_without_a_counter_both_come_from_the_trapezoid() -> None:
+    got = attribute(frame(nvml_rows()), "a", 2.0, 7.0, 9, 0.5, use_counter=False)
+    assert got["energy_source"] == "trapezoid"
     assert got["power_w_mean"] == pytest.approx(100.0)
-    assert got["energy_confidence"] == "ok"
+    assert got["energy_j_per_image"] * 9 == pytest.approx(got["power_w_mean"] * 5.0)
+    rows = [r for r in nvml_rows() if r[2] != "energy_counter" or r[3] >= 3.0]
+    short = attribute(frame(rows), "a", 2.0, 7.0, 9, 0.5)  # counter starts after the window
+    assert short["energy_source"] == "trapezoid"
+    assert short["power_w_mean"] == pytest.approx(100.0)
+
+
+def test_energy_equals_power_times_time_over_images_across_blocks() -> None:
+    from harness.orchestrator import combine_attributions
+
+    rows = power({float(t): (5.0 if t < 10 else 20.0) for t in range(31)})
+    windows = [(1.0, 9.0, 40), (12.0, 28.0, 24)]
+    parts = [attribute(frame(rows), "a", s, e, n, 1.0) for s, e, n in windows]
+    cell = combine_attributions(parts, windows)
+    measured_s = sum(e - s for s, e, _ in windows)
+    assert cell["energy_source"] == "trapezoid"
+    assert cell["energy_j_per_image"] * 64 == pytest.approx(cell["power_w_mean"] * measured_s)
+    assert cell["energy_j_per_image"] == pytest.approx((5.0 * 8 + 20.0 * 16) / 64)
+
+
+def test_an_unmeasurable_interval_is_low_with_its_reason_never_a_default() -> None:
+    got = attribute(frame(power({float(t): 5.0 for t in range(21)})), "a", 2.5, 12.5, 100, None)
+    assert got["energy_confidence"] == "low"
+    assert "sampling interval of jtop could not be measured" in got["energy_reason"]
+
+
+def test_sample_interval_is_the_power_samplers_own() -> None:
+    from harness.attribution import power_sampler, sample_interval_s
+
+    rows = power({0.5 * t: 5.0 for t in range(9)}, sampler="jtop")
+    rows += [("a", "psutil", "rss", 0.01 * t, 1e8) for t in range(100)]
+    samples = frame(rows)
+    assert power_sampler(samples) == "jtop"
+    assert sample_interval_s(samples, "jtop") == pytest.approx(0.5)
+    assert sample_interval_s(frame(power({1.0: 5.0})), "jtop") is None
+
+
+def test_power_samples_zero_is_a_count_and_none_is_no_sampler() -> None:
+    from harness.orchestrator import combine_attributions
+
+    windows = [(2.0, 3.0, 1), (6.0, 7.0, 1)]
+    sparse = frame(power({0.0: 1.0, 10.0: 1.0}))
+    parts = [attribute(sparse, "a", s, e, n, 10.0) for s, e, n in windows]
+    assert [p["power_samples"] for p in parts] == [0, 0]
+    assert combine_attributions(parts, windows)["power_samples"] == 0
+    none = frame([("a", "psutil", "ram_used", 1.0, 5e9)])
+    parts = [attribute(none, "a", s, e, n, 0.1) for s, e, n in windows]
+    merged = combine_attributions(parts, windows)
+    assert merged["power_samples"] is None
+    assert merged["energy_source"] is None and merged["power_w_mean"] is None
+    assert merged["energy_reason"] == "block 0,1: no power sampler in this run"
 
 
 def test_board_power_is_preferred_over_gpu_power() -> None:
@@ -85,17 +152,35 @@ def test_rss_peak_is_per_cell_and_an_integer() -> None:
     got = attribute(frame(rows), "a", 0.0, 5.0, 1, 0.1)
     assert got["host_rss_peak_bytes"] == 300
     assert isinstance(got["host_rss_peak_bytes"], int)
+    assert got["host_rss_peak_reason"] is None
+
+
+def test_rss_peak_is_the_timed_phases_not_the_build_before_it() -> None:
+    # The parity reference and the model build (t < 2) peak at 900 MB; the timed phase
+    # (2..4 s) holds 400 MB.
+    rows = [("a", "psutil", "rss", 0.5, 9e8), ("a", "psutil", "rss", 1.5, 9e8),
+            ("a", "psutil", "rss", 2.5, 4e8), ("a", "psutil", "rss", 3.5, 3.9e8),
+            ("a", "psutil", "rss", 4.5, 2e8)]
+    got = attribute(frame(rows), "a", 2.0, 4.0, 1, 0.1)
+    assert got["host_rss_peak_bytes"] == 400_000_000
+    empty = attribute(frame(rows), "a", 2.6, 3.4, 1, 0.1)
+    assert empty["host_rss_peak_bytes"] is None
+    assert "no rss sample inside the 0.8 s measure window" in empty["host_rss_peak_reason"]
 
 
 def test_missing_data_is_none_never_zero() -> None:
     rows = [("a", "psutil", "ram_used", 1.0, 5e9)]
     got = attribute(frame(rows), "a", 0.0, 5.0, 10, 0.1)
-    assert got == {"power_w_mean": None, "energy_j_per_image": None,
+    assert got == {"power_w_mean": None, "energy_j_per_image": None, "energy_source": None,
                    "energy_confidence": None, "power_samples": None,
-                   "host_rss_peak_bytes": None}
+                   "energy_reason": "no power sampler in this run",
+                   "host_rss_peak_bytes": None,
+                   "host_rss_peak_reason": "no rss sample of this cell (the psutil sampler "
+                                           "did not run)"}
     empty = attribute(frame([]).reindex(columns=["config_id", "sampler", "metric", "t_s",
                                                  "value"]), "a", 0.0, 1.0, 1, 0.1)
-    assert all(v is None for v in empty.values())
+    assert {k for k, v in empty.items() if v is not None} == {"energy_reason",
+                                                              "host_rss_peak_reason"}
 
 
 def test_no_images_gives_no_energy_per_image() -> None:

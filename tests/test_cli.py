@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,11 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -
         (["--profile", "nope"], ["profile: 'nope'", "quick"]),
         (["--samplers", "thermometer"], ["samplers: 'thermometer'", "psutil"]),
         (["--measured-steps", "0"], ["measured_steps: 0"]),
+        (["--interleave", "0"], ["interleave: 0 is not valid", "1: no interleaving"]),
+        (["--sample-interval", "0"], ["sample_interval_s: 0.0 is not valid",
+                                      "each sampler's own interval"]),
+        (["--batch-sizes", "8,8"], ["matrix.batch_sizes: 8 is listed twice"]),
+        (["--input-sizes", "0"], ["input_size: 0 is not valid", "integers > 0"]),
     ],
 )
 def test_bad_run_options(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
@@ -91,6 +97,35 @@ def test_list_shows_cells_without_running() -> None:
     assert proc.stdout.split() == ["infer-tiny_cnn-cpu-tf-fp32-bs8"]
 
 
+def test_list_shows_two_same_named_folders_as_two_cells(tmp_path: Path) -> None:
+    from images import image_folder
+
+    image_folder(tmp_path / "a" / "flowers", 1)
+    image_folder(tmp_path / "b" / "flowers", 2)
+    proc = tfbench("run", "--models", "tiny_cnn", "--modes", "infer", "--data",
+                   "a/flowers,b/flowers", "--list", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ids = proc.stdout.split()
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert all(re.fullmatch(r"infer-tiny_cnn-cpu-tf-fp32-bs8-data-flowers_[0-9a-f]{8}", i)
+               for i in ids)
+    same = tfbench("run", "--models", "tiny_cnn", "--data", "a/flowers,./a/flowers", "--list",
+                   cwd=tmp_path)
+    assert_user_error(same, "matrix.data: './a/flowers' is listed twice",
+                      "the same as 'a/flowers'")
+
+
+def test_a_savedmodel_without_input_size_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"")
+    assert_user_error(tfbench("run", "--models", str(tmp_path / "sm"), "--list"),
+                      "input_size: not known", "--input-sizes")
+    proc = tfbench("run", "--models", str(tmp_path / "sm"), "--modes", "infer", "--input-sizes",
+                   "96", "--list")
+    assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(r"infer-sm_[0-9a-f]{8}-96px-cpu-tf-fp32-bs8", proc.stdout.strip())
+
+
 @pytest.mark.slow
 def test_env_lists_devices_engines_and_samplers_with_reasons() -> None:
     import json
@@ -109,3 +144,22 @@ def test_env_lists_devices_engines_and_samplers_with_reasons() -> None:
         assert sampler["available"] or sampler["reason"], name
     text = tfbench("env")
     assert text.returncode == 0 and "engines" in text.stdout and "samplers" in text.stdout
+    # TensorFlow's C++ log stays in the probe; no Python dict reaches the console
+    both = text.stdout + text.stderr
+    assert not re.search(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|cuInit|oneDNN custom operations",
+                         both, re.M), both
+    assert "{" not in text.stdout and "'" not in text.stdout.split("engines")[0]
+    assert "CUDA build, no GPU visible" in text.stdout or "CUDA build: no" in text.stdout
+
+
+def test_run_help_lists_the_allowed_values_of_each_matrix_option() -> None:
+    proc = tfbench("run", "--help")
+    assert proc.returncode == 0
+    flat = " ".join(proc.stdout.split())
+    for fragment in ("--models LIST allowed: mobilenet_v2, inception_v3",
+                     "--devices LIST allowed: cpu, gpu, gpu:N",
+                     "--modes LIST allowed: infer, train, fit",
+                     "--engines LIST allowed: tf, xla, tftrt, litert, onnxruntime",
+                     "--precisions LIST allowed: fp32, mixed, fp16, int8, dynamic",
+                     "--bases LIST allowed: frozen, unfrozen, cached"):
+        assert fragment in flat, fragment

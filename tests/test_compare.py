@@ -12,11 +12,13 @@ import csv
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from harness import compare
@@ -33,7 +35,8 @@ CAND_ONLY = "tiny_cnn/cpu/infer/xla/bs8"
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["compare", *args])
+    """``tfbench compare`` judging step_s (the metric these tests are about) unless told."""
+    code = main(["compare", *args, *([] if "--metric" in args else ["--metric", "step_s"])])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -195,7 +198,7 @@ def test_volatile_fields_do_not_count(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_machine_class_fields() -> None:
     jetson: dict[str, Any] = {"model": "Jetson Orin Nano", "jetpack": "6.2", "l4t": "36.4.3",
-                              "nvpmodel": "15W", "jetson_clocks": True, "gpu_freq_mhz": 624}
+                              "nvpmodel": "15W", "jetson_clocks": "running", "gpu_freq_mhz": 624}
     env: dict[str, Any] = {
         "cpu_model": "Xeon", "cpu_count": 2, "cpu_freq_mhz": 2200.0, "host": "a",
         "tensorflow_version": "2.16.1", "keras_version": "3.3",
@@ -210,7 +213,7 @@ def test_machine_class_fields() -> None:
         "gpus.0.device_name": "Orin", "jetson.model": "Jetson Orin Nano",
         "jetson.jetpack": "6.2", "jetson.l4t": "36.4.3",
     }
-    assert mc["settings"] == {"jetson.nvpmodel": "15W", "jetson.jetson_clocks": "True"}
+    assert mc["settings"] == {"jetson.nvpmodel": "15W", "jetson.jetson_clocks": "running"}
     other = {**env, "jetson": {**jetson, "nvpmodel": "MAXN", "gpu_freq_mhz": 1020}}
     classes, settings = compare.class_differences([("a", env), ("b", other)])
     assert classes == []
@@ -244,7 +247,7 @@ def test_malformed_results_exit_2(capsys: pytest.CaptureFixture[str], name: str,
     (["--threshold", "abc"], "--threshold: 'abc' is not valid"),
     (["--threshold", "0%"], "--threshold: '0%' is not valid"),
     (["--run-spread=-1%"], "--run-spread: '-1%' is not valid"),
-    (["--metric", "fps"], "invalid choice: 'fps'"),
+    (["--metric", "fps"], "--metric: 'fps' is not valid; allowed: all, step_s"),
     (["--pair", "a", "b"], "--pair: only with --within"),
 ])
 def test_bad_options_exit_2(capsys: pytest.CaptureFixture[str], args: list[str],
@@ -327,3 +330,85 @@ def test_compare_does_not_import_tensorflow() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 1, proc.stderr
+
+
+# --- defects of issue 14 -------------------------------------------------------------------
+
+
+def test_within_refuses_blocks_recorded_as_sequential(capsys: pytest.CaptureFixture[str]) -> None:
+    # Same steps as the interleaved run, but configs.csv says the blocks ran back to back.
+    code, out, err = run_cli(capsys, "--within", str(DATA / "sequential"))
+    assert code == 2 and out == ""
+    assert "block_order 'sequential'" in err and "--interleave K" in err
+    code, _, err = run_cli(capsys, "--within", str(DATA / "sequential"), "--force")
+    assert code == 2 and "block_order 'sequential'" in err  # --force never pairs these
+
+
+def test_within_refuses_unrecorded_block_order_unless_forced(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "--within", str(DATA / "order_unrecorded"))
+    assert code == 2 and "does not record block_order" in err and "--force" in err
+    code, data = as_json(capsys, "--within", str(DATA / "order_unrecorded"), "--force")
+    (cell,) = data["cells"]
+    assert cell["status"] == "compared"
+    assert "block_order not recorded" in cell["note"] and "(--force)" in cell["note"]
+
+
+def test_empty_status_is_refused_not_counted_as_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, BASES[0], str(DATA / "malformed" / "empty_status"))
+    assert code == 2 and out == ""
+    assert "configs.csv: line 2, column status: '' is not valid; allowed: ok," in err
+
+
+def test_bad_step_values_are_not_reported_as_too_few_steps(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import shutil
+
+    cand = tmp_path / "candidate"
+    shutil.copytree(DATA / "candidate", cand)
+    steps = (cand / "steps.csv").read_text().splitlines()
+    header = steps[0].split(",")
+    dur, cid, phase = (header.index(c) for c in ("duration_s", "config_id", "phase"))
+    for i, line in enumerate(steps[1:], start=1):
+        fields = line.split(",")
+        if fields[cid] == "infer-tiny_cnn-cpu-tf-fp32-bs8" and fields[phase] == "measure":
+            fields[dur] = "0.0"
+            steps[i] = ",".join(fields)
+            break
+    (cand / "steps.csv").write_text("\n".join(steps) + "\n")
+    _, data = as_json(capsys, *BASES, str(cand))
+    cell = by_label(data)[UNCHANGED]
+    assert cell["status"] == "not compared"
+    assert "not a finite number > 0" in cell["note"]
+    assert "need at least" not in cell["note"]
+
+
+def test_default_judges_every_metric_with_values_and_fails_on_energy_alone(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Same speed, 25% more energy per image: `compare` (default --metric all) fails the
+    gate on energy; judging step_s alone passes."""
+    cand = tmp_path / "hungry"
+    shutil.copytree(DATA / "candidate_aa", cand)
+    configs = pd.read_csv(cand / "configs.csv")
+    configs["energy_j_per_image"] *= 1.25
+    configs.to_csv(cand / "configs.csv", index=False)
+    code = main(["compare", *BASES, str(cand), "--format", "json",
+                 "--threshold", "step_s=5%,energy_j_per_image=8%"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    comps = {c["metric"]: c for c in data["comparisons"]}
+    assert list(comps) == ["step_s", "images_per_s", "energy_j_per_image"]  # values only
+    assert comps["energy_j_per_image"]["threshold"] == pytest.approx(0.08)
+    assert not any(c["verdict"] == "REGRESSION" for c in comps["step_s"]["cells"])
+    assert any(c["verdict"] == "REGRESSION" for c in comps["energy_j_per_image"]["cells"])
+    assert data["regressions"] == sum(
+        c["verdict"] == "REGRESSION" for m in comps.values() for c in m["cells"])
+    notes = " ".join(comps["step_s"]["notes"])
+    assert "host_rss_peak_bytes: not judged" in notes
+    assert "device_mem_peak_bytes: not judged" in notes
+    assert main(["compare", *BASES, str(cand), "--metric", "step_s"]) == 0
+    capsys.readouterr()
+    assert main(["compare", *BASES, str(cand)]) == 1
+    table = capsys.readouterr().out
+    assert "== energy_j_per_image (δ=5%)" in table
+    assert table.rstrip().endswith("FAIL: REGRESSION in energy_j_per_image")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,136 @@ def test_data_directory_checks(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="holds no images"):
         Cell(model="tiny_cnn", data=str(tmp_path))
     (tmp_path / "roses" / "a.jpg").write_bytes(b"\xff\xd8\xff")
-    assert Cell(model="tiny_cnn", data=str(tmp_path)).test_id.endswith("data-" + tmp_path.name)
+    assert re.search(rf"-data-{tmp_path.name}_[0-9a-f]{{8}}$",
+                     Cell(model="tiny_cnn", data=str(tmp_path)).test_id)
+
+
+def image_folder(root: Path) -> Path:
+    """A one-class image folder holding one (header-only) JPEG file."""
+    (root / "daisy").mkdir(parents=True)
+    (root / "daisy" / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    return root
+
+
+def test_same_basename_in_two_parents_gives_two_cells(tmp_path: Path) -> None:
+    a, b = image_folder(tmp_path / "a" / "flowers"), image_folder(tmp_path / "b" / "flowers")
+    profile = profile_from_dict({"matrix": {"models": ["tiny_cnn"], "modes": ["infer"],
+                                            "data": [str(a), str(b)]}})
+    cells = expand_matrix(profile)
+    assert [c.data for c in cells] == [str(a), str(b)]
+    ids = [c.config_id for c in cells]
+    assert len(set(ids)) == 2
+    assert all("-data-flowers_" in i for i in ids)  # readable: the basename stays
+
+
+def test_same_model_file_name_in_two_folders_gives_two_ids(tmp_path: Path) -> None:
+    cells = []
+    for parent in ("x", "y"):
+        (tmp_path / parent).mkdir()
+        path = tmp_path / parent / "net.keras"
+        write_keras_config(path, [None, 32, 32, 3])
+        cells.append(Cell(model=str(path), weights=str(path)))
+    assert cells[0].config_id != cells[1].config_id
+    assert cells[0].test_id.startswith("net.keras_")
+
+
+@pytest.mark.parametrize(
+    ("matrix", "message"),
+    [
+        ({"batch_sizes": [8, 8]}, "matrix.batch_sizes: 8 is listed twice"),
+        ({"models": ["tiny_cnn", "tiny_cnn"]}, "matrix.models: 'tiny_cnn' is listed twice"),
+        ({"input_sizes": [32, 32]}, "matrix.input_sizes: 32 is listed twice"),
+    ],
+)
+def test_a_repeated_value_is_a_user_error(matrix: dict, message: str) -> None:
+    profile = profile_from_dict({"matrix": {"models": ["tiny_cnn"], **matrix}})
+    with pytest.raises(UserError, match=re.escape(message)):
+        expand_matrix(profile)
+
+
+def test_one_folder_spelled_two_ways_is_a_user_error(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    image_folder(tmp_path / "a" / "flowers")
+    monkeypatch.chdir(tmp_path)
+    profile = profile_from_dict({"matrix": {"models": ["tiny_cnn"],
+                                            "data": ["a/flowers", "./a/../a/flowers"]}})
+    with pytest.raises(UserError, match=r"'./a/../a/flowers' is listed twice \(the same as "
+                                        r"'a/flowers'\)"):
+        expand_matrix(profile)
+
+
+def test_input_size_is_in_the_id_only_when_it_is_not_the_models_own() -> None:
+    profile = profile_from_dict({"matrix": {"models": ["tiny_cnn"], "input_sizes": [32, 64]}})
+    assert [c.config_id for c in expand_matrix(profile)] == [
+        "infer-tiny_cnn-cpu-tf-fp32-bs8", "infer-tiny_cnn-64px-cpu-tf-fp32-bs8"]
+
+
+def write_keras_config(path: Path, batch_shape: list, sequential: bool = False) -> None:
+    """A .keras archive's config.json as Keras 3 writes it (only the part tfbench reads)."""
+    import json
+    import zipfile
+
+    layer = {"module": "keras.layers", "class_name": "InputLayer",
+             "config": {"batch_shape": batch_shape, "dtype": "float32", "name": "image"}}
+    config = {"module": "keras", "class_name": "Sequential" if sequential else "Functional",
+              "config": {"name": "net", "layers": [layer]}}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+
+
+def test_input_size_is_read_from_real_keras_and_h5_files(tmp_path: Path) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((48, 48, 3)), keras.layers.Conv2D(2, 3)])
+    model.save(tmp_path / "net.keras")
+    model.save(tmp_path / "net.h5")
+    functional = keras.Model(*(lambda x: (x, keras.layers.Conv2D(2, 3)(x)))(
+        keras.Input((40, 40, 3))))
+    functional.save(tmp_path / "f.keras")
+    assert Cell(model=str(tmp_path / "net.keras")).input_size == 48
+    assert Cell(model=str(tmp_path / "net.h5")).input_size == 48
+    assert Cell(model=str(tmp_path / "f.keras")).input_size == 40
+    assert Cell(model=str(tmp_path / "net.keras"), input_size=64).input_size == 64
+    assert Cell(model=str(tmp_path / "net.keras")).test_id.startswith("net.keras_")
+    assert "-48px-" in Cell(model=str(tmp_path / "net.keras")).test_id
+
+
+def test_unknown_input_size_is_never_guessed(tmp_path: Path) -> None:
+    saved = tmp_path / "sm"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(UserError, match=r"input_size: not known for .*SavedModel.*--input-sizes"):
+        Cell(model=str(saved))
+    assert Cell(model=str(saved), input_size=96).input_size == 96
+    with pytest.raises(UserError, match=r"input_size: not known for 'hub:.*TF Hub"):
+        Cell(model=f"hub:{saved}")
+    variable = tmp_path / "any.keras"
+    write_keras_config(variable, [None, None, None, 3])
+    with pytest.raises(UserError, match="accepts any image size"):
+        Cell(model=str(variable))
+    assert Cell(model=str(variable), input_size=64).input_size == 64
+    with pytest.raises(UserError, match=r"input_size: 0 is not valid; allowed: integers > 0"):
+        Cell(model="tiny_cnn", input_size=0)
+
+
+def test_zero_no_longer_means_default() -> None:
+    settings = RunSettings()
+    assert settings.sample_interval_s is None
+    assert settings.intra_op_threads is None and settings.inter_op_threads is None
+    assert settings.interleave == 1
+    assert settings.target_ci_rel is None
+    for name, allowed in (("interleave", "integers >= 1 (1: no interleaving)"),
+                          ("intra_op_threads", "leave it out for TensorFlow's default"),
+                          ("inter_op_threads", "leave it out for TensorFlow's default"),
+                          ("sample_interval_s", "leave it out for each sampler's own"),
+                          ("target_ci_rel", "leave it out for no target")):
+        with pytest.raises(UserError, match=re.escape(f"{name}: 0 is not valid")) as info:
+            RunSettings(**{name: 0})
+        assert allowed in info.value.message
+    assert RunSettings(intra_op_threads=2, sample_interval_s=0.25).intra_op_threads == 2
+    assert RunSettings(target_ci_rel=0.03).target_ci_rel == 0.03
+    with pytest.raises(UserError, match=r"target_ci_rel: 1\.5 is not valid"):
+        RunSettings(target_ci_rel=1.5)
 
 
 def test_settings_validation() -> None:
@@ -101,7 +231,7 @@ def test_a_value_no_engine_supports_is_an_error() -> None:
 
 
 def test_profile_errors(tmp_path: Path) -> None:
-    allowed = r"profile: 'nope' is not valid; allowed: (.*, )?full, quick"
+    allowed = r"profile: 'nope' is not valid; allowed: (.*, )?full, (.*, )?quick"
     with pytest.raises(UserError, match=allowed):
         load_profile("nope")
     bad = tmp_path / "bad.toml"

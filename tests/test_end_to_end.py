@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.records import CONFIGS_COLUMNS, STEPS_COLUMNS, load_results
-from harness.stats import median_ci
+from harness.stats import autocorr_median_ci, lag1_autocorr
 
 pytestmark = pytest.mark.slow
 TINY_PROFILE = Path(__file__).parent / "data" / "profiles" / "tiny.toml"
@@ -45,7 +45,18 @@ def test_every_cell_ok_with_design_columns(run_dir: Path) -> None:
     assert set(configs["status"]) == {"ok"}
     assert (configs["measured_steps"] == 12).all()
     assert (configs["device_used"] == "/device:CPU:0").all()
-    assert (configs["host_rss_peak_bytes"] > 50e6).all()
+    # The worker's lifetime peak covers the build; the timed phase's peak comes from rss
+    # samples inside the measure window, or is empty with the reason.
+    assert (configs["host_rss_lifetime_peak_bytes"] > 50e6).all()
+    timed = configs["host_rss_peak_bytes"]
+    assert (timed.dropna() <= configs.loc[timed.notna(), "host_rss_lifetime_peak_bytes"]).all()
+    assert configs.loc[timed.isna(), "host_rss_peak_reason"].str.contains(
+        "no rss sample inside").all()
+    assert configs.loc[timed.notna(), "host_rss_peak_reason"].isna().all()
+    assert set(configs["block_order"]) == {"sequential"}
+    # psutil measures no power: no energy, no source, and the reason says so
+    assert configs["energy_source"].isna().all() and configs["power_w_mean"].isna().all()
+    assert set(configs["energy_reason"]) == {"no power sampler in this run"}
 
 
 def test_statistics_use_measure_rows_only(run_dir: Path) -> None:
@@ -55,8 +66,9 @@ def test_statistics_use_measure_rows_only(run_dir: Path) -> None:
         assert list(cell_steps["phase"]) == ["warmup"] * 2 + ["measure"] * 12
         measured = cell_steps[cell_steps["phase"] == "measure"]["duration_s"].to_numpy()
         assert row["step_s_median"] == pytest.approx(float(np.median(measured)), rel=1e-12)
-        low, high = median_ci(measured)
+        low, high = autocorr_median_ci(measured)
         assert (row["step_s_median_ci_low"], row["step_s_median_ci_high"]) == (low, high)
+        assert row["step_s_lag1_autocorr"] == pytest.approx(lag1_autocorr(measured), rel=1e-12)
         assert row["images_per_s"] == pytest.approx(8 / row["step_s_median"])
         # the first call (tracing) is apart from the steps and slower than a steady step
         assert row["first_step_s"] > row["step_s_median"]
@@ -93,15 +105,26 @@ def test_environment_records_provenance(run_dir: Path) -> None:
     assert env["command_line"][:2] == ["tfbench", "run"]
 
 
+def _cut_to_first_cell(run: Path) -> None:
+    """What an interrupted run leaves: the rows of the cells that finished (whole rows)."""
+    for name in ("configs.csv", "steps.csv"):
+        lines = (run / name).read_text().splitlines(keepends=True)
+        keep = [ln for ln in lines[1:] if ",infer-" in ln]
+        (run / name).write_text(lines[0] + "".join(keep))
+
+
 def test_resume_runs_only_the_missing_cells(tmp_path: Path) -> None:
+    # The run is cut after its first cell; --resume (with the same flags, or none) restores
+    # the stored profile and settings and runs the two missing cells.
     common = [sys.executable, "-m", "harness.cli", "run", "--profile", str(TINY_PROFILE),
               "--measured-steps", "3", "--warmup-steps", "1", "--samplers", "none", "--no-plots"]
-    first = subprocess.run([*common, "--modes", "infer", "--out", str(tmp_path)],
+    first = subprocess.run([*common, "--out", str(tmp_path)],
                            capture_output=True, text=True, timeout=600, check=False)
     assert first.returncode == 0, first.stderr
     run = Path(first.stdout.strip())
+    _cut_to_first_cell(run)
     before = load_results(run)
-    resumed = subprocess.run([*common, "--resume", str(run)],
+    resumed = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--resume", str(run)],
                              capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stderr
     after = load_results(run)

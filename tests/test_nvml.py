@@ -57,7 +57,7 @@ def _jetson_orin_like() -> Any:
     return SimpleNamespace(
         nvmlInit=lambda: None, nvmlShutdown=lambda: None, nvmlDeviceGetCount=lambda: 1,
         nvmlDeviceGetHandleByIndex=lambda i: object(), nvmlDeviceGetPowerUsage=power,
-        NVMLError_LibraryNotFound=pynvml.NVMLError_LibraryNotFound,
+        NVMLError=pynvml.NVMLError, NVMLError_LibraryNotFound=pynvml.NVMLError_LibraryNotFound,
         NVMLError_NotSupported=pynvml.NVMLError_NotSupported,
         NVMLError_DriverNotLoaded=pynvml.NVMLError_DriverNotLoaded,
     )
@@ -83,3 +83,58 @@ def test_missing_package_is_unavailable_with_reason(monkeypatch: pytest.MonkeyPa
     avail = NvmlSampler().availability()
     assert not avail.ok and "nvidia-ml-py is not installed" in avail.reason
     assert importlib.util.find_spec("pynvml") is not None  # only this test's import failed
+
+
+def _gpu_like(instant: Any, count: Any = lambda: 1) -> Any:
+    """NVML answering for one GPU through pynvml's own error classes; ``instant`` answers
+    the NVML_FI_DEV_POWER_INSTANT field query. No NVIDIA GPU is here, so this stands in."""
+
+    def memory(handle: object, version: object = None) -> Any:
+        return SimpleNamespace(used=2_000_000_000)
+
+    return SimpleNamespace(
+        nvmlInit=lambda: None, nvmlShutdown=lambda: None, nvmlDeviceGetCount=count,
+        nvmlDeviceGetHandleByIndex=lambda i: object(),
+        nvmlDeviceGetPowerUsage=lambda h: 250_000,  # mW, the 1 s average
+        nvmlDeviceGetTotalEnergyConsumption=lambda h: 5_000_000,  # mJ
+        nvmlDeviceGetMemoryInfo=memory, nvmlMemory_v2=2,
+        nvmlDeviceGetUtilizationRates=lambda h: SimpleNamespace(gpu=40),
+        nvmlDeviceGetFieldValues=instant, NVML_FI_DEV_POWER_INSTANT=186,
+        NVMLError=pynvml.NVMLError,
+        NVMLError_LibraryNotFound=pynvml.NVMLError_LibraryNotFound,
+        NVMLError_NotSupported=pynvml.NVMLError_NotSupported,
+        NVMLError_DriverNotLoaded=pynvml.NVMLError_DriverNotLoaded,
+    )
+
+
+def _field(code: int, milliwatts: int = 0) -> list[Any]:
+    return [SimpleNamespace(nvmlReturn=code, valueType=1, value=SimpleNamespace(uiVal=milliwatts))]
+
+
+def test_a_bug_in_setup_crashes_instead_of_reading_as_unavailable() -> None:
+    def broken_count() -> int:
+        raise TypeError("a bug, not an NVML error")
+
+    with pytest.raises(TypeError, match="a bug"):
+        NvmlSampler(_gpu_like(lambda h, f: _field(0, 1), broken_count)).availability()
+
+
+def test_the_1s_average_is_never_a_silent_fallback() -> None:
+    sampler = NvmlSampler(_gpu_like(lambda h, f: _field(3)))  # NVML_ERROR_NOT_SUPPORTED
+    sampler.open(0.1)
+    readings = {r.metric: r.value for r in sampler.read()}
+    assert readings["power_total"] == pytest.approx(250.0)
+    (problem,) = sampler.problems()
+    assert "NVML_FI_DEV_POWER_INSTANT is not supported" in problem
+    assert "1 s average" in problem
+    assert sampler.problems() == []  # reported once
+
+
+def test_instant_power_that_fails_later_stops_the_sampler() -> None:
+    answers = iter([_field(0, 180_000), _field(0, 181_000), _field(15)])
+    sampler = NvmlSampler(_gpu_like(lambda h, f: next(answers)))
+    sampler.open(0.1)
+    assert sampler.problems() == []
+    assert {r.metric: r.value for r in sampler.read()}["power_total"] == pytest.approx(181.0)
+    with pytest.raises(RuntimeError, match="rather than switching to the 1 s average"):
+        sampler.read()

@@ -27,7 +27,12 @@ from harness.records import CONFIGS_COLUMNS, RunFiles, write_environment
 
 RESULTS = Path(__file__).resolve().parent / "data" / "results"
 NANO = RESULTS / "orin_nano"
-NX = RESULTS / "orin_nx"
+MNV2_CPU = "infer-mobilenet_v2-cpu-tf-fp32-bs8"
+MNV2_GPU = "infer-mobilenet_v2-gpu-tf-fp32-bs8"
+TRT_INT8 = "infer-mobilenet_v2-gpu-tftrt-int8-bs8"
+TRT_FP16 = "infer-mobilenet_v2-gpu-tftrt-fp16-bs8"
+INC_CPU = "infer-inception_v3-cpu-tf-fp32-bs8"
+NX = RESULTS / "orin_nano_super"
 REAL = RESULTS / "real_tiny"
 
 
@@ -80,7 +85,7 @@ def all_skipped_dir(root: Path) -> Path:
 
 def test_runs_are_labelled_by_host_and_cells_by_the_factors_that_vary(both: plots.RunSet
                                                                        ) -> None:
-    assert both.labels == ["orin-nano", "orin-nx"]
+    assert both.labels == ["orin-nano", "orin-nano-super"]
     assert both.hue == "run"
     assert "input_size" not in both.varying  # each model has one size: the model says it
     assert both.constant == {"weights": "random", "data": "synthetic"}
@@ -99,8 +104,8 @@ def test_cell_table_recomputes_statistics_from_measured_steps(nano: plots.RunSet
         assert row["step_s_p90"] == pytest.approx(np.percentile(d, 90))
         assert row["images_per_s"] == pytest.approx(row["batch_size"] / np.median(d))
         assert row["images_per_s_ci_low"] < row["images_per_s"] < row["images_per_s_ci_high"]
-    assert table.loc["c05", "parity_flag"]  # tftrt int8: parity_ok false
-    assert not table.loc["c04", "parity_flag"]
+    assert table.loc[TRT_INT8, "parity_flag"]  # tftrt int8: parity_ok false
+    assert not table.loc[TRT_FP16, "parity_flag"]
     assert table[table["status"] != "ok"]["n_steps"].eq(0).all()
 
 
@@ -156,7 +161,7 @@ def test_speedups_pair_cells_that_differ_in_one_factor(nano: plots.RunSet) -> No
     med = steps.groupby("config_id")["duration_s"].median()
     gpu_cpu = next(r for r in ratios if r.kind == "GPU over CPU"
                    and r.context == "mobilenet_v2 · infer · tf fp32 · bs8")
-    assert gpu_cpu.value == pytest.approx(med["c00"] / med["c01"])
+    assert gpu_cpu.value == pytest.approx(med[MNV2_CPU] / med[MNV2_GPU])
     assert gpu_cpu.low < gpu_cpu.value < gpu_cpu.high
     model = next(r for r in ratios if r.kind == "model over model")
     assert (model.a, model.b) == ("mobilenet_v2", "inception_v3")
@@ -167,8 +172,9 @@ def test_speedups_pair_cells_that_differ_in_one_factor(nano: plots.RunSet) -> No
 def test_two_runs_add_run_over_run_ratios(both: plots.RunSet) -> None:
     runs = [r for r in plots.speedups(both) if r.kind == "run over run"]
     assert len(runs) == _ok_cells(NANO)
-    assert {(r.a, r.b) for r in runs} == {("orin-nx", "orin-nano")}
-    assert all(1.6 < r.value < 2.0 for r in runs)  # the generator made orin-nx 1/0.55 faster
+    assert {(r.a, r.b) for r in runs} == {("orin-nano-super", "orin-nano")}
+    # the generator made orin-nano-super 1/0.55 faster
+    assert all(1.6 < r.value < 2.0 for r in runs)
 
 
 # ----------------------------------------------------------------------------- charts
@@ -202,8 +208,8 @@ def test_throughput_chart_draws_each_cell_with_its_ci(both: plots.RunSet) -> Non
     assert xs == pytest.approx(sorted(ok[ok["mode"] == "infer"]["images_per_s"]))
     assert "images/s" in infer.get_xlabel()
     legend = [t.get_text() for t in chart.figure.legends[0].get_texts()]
-    assert legend == ["orin-nano", "orin-nx"]
-    assert "orin-nano vs orin-nx" in chart.title
+    assert legend == ["orin-nano", "orin-nano-super"]
+    assert "orin-nano vs orin-nano-super" in chart.title
 
 
 def test_speedup_chart_has_a_row_per_ratio_and_the_no_change_line(nano: plots.RunSet
@@ -261,14 +267,16 @@ def test_energy_chart_draws_low_confidence_values_hollow(nano: plots.RunSet) -> 
 
 def test_memory_chart_shows_host_and_device_panels(nano: plots.RunSet) -> None:
     chart = plots.memory_chart(nano)
+    # The golden runs have no psutil sampler, so no timed-phase RSS: the lifetime panel
+    # and the device panel are drawn, the timed-phase panel is not.
     host, device = chart.figure.axes
-    assert host.get_xlabel() == "peak host RSS (MiB)"
+    assert host.get_xlabel() == "peak host RSS, worker lifetime (MiB)"
     assert device.get_xlabel() == "peak device memory (MiB)"
     bars = [p for p in device.patches if p.get_width() > 0]
     configs = _configs(NANO)
     assert len(bars) == int(((configs["status"] == "ok") & (configs["device"] == "gpu")).sum())
     widths = sorted(p.get_width() for p in host.patches if p.get_width() > 0)
-    expected = sorted(configs[configs["status"] == "ok"]["host_rss_peak_bytes"] / 2**20)
+    expected = sorted(configs[configs["status"] == "ok"]["host_rss_lifetime_peak_bytes"] / 2**20)
     assert widths == pytest.approx(expected)
 
 
@@ -281,7 +289,7 @@ def test_batch_size_chart_has_one_line_per_series(nano: plots.RunSet, both: plot
     two = plots.batch_size_chart(both).figure.axes[0]
     assert [t.get_text() for t in two.get_legend().get_texts()] == [
         "mobilenet_v2 · gpu · infer · tf fp32 [orin-nano]",
-        "mobilenet_v2 · gpu · infer · tf fp32 [orin-nx]"]
+        "mobilenet_v2 · gpu · infer · tf fp32 [orin-nano-super]"]
 
 
 def test_charts_without_data_are_listed_as_not_made(tmp_path: Path) -> None:
@@ -405,12 +413,26 @@ def test_interleaved_blocks_shade_each_warmup_and_pair_the_ratio(tmp_path: Path)
     run = _copy(NANO, tmp_path / "interleaved")
     steps = pd.read_csv(run / "steps.csv")
     blocks = []
-    for config_id, factors in (("c00", (1.0, 1.08, 0.95)), ("c06", (1.0, 1.02, 0.97))):
+    for config_id, factors in ((MNV2_CPU, (1.0, 1.08, 0.95)), (INC_CPU, (1.0, 1.02, 0.97))):
         cell = steps[steps["config_id"] == config_id]
         for block, factor in enumerate(factors):
             blocks.append(cell.assign(block=block, duration_s=cell["duration_s"] * factor))
-    others = steps[~steps["config_id"].isin(["c00", "c06"])]
+    others = steps[~steps["config_id"].isin([MNV2_CPU, INC_CPU])]
     pd.concat([others, *blocks]).to_csv(run / "steps.csv", index=False)
+    configs = pd.read_csv(run / "configs.csv", dtype=str, keep_default_na=False)
+    configs.loc[configs["config_id"].isin([MNV2_CPU, INC_CPU]), "blocks"] = "3"
+    unknown = plots.load_runs([run])  # no block_order column: not known to be interleaved
+    ratio = next(r for r in plots.speedups(unknown) if r.kind == "model over model"
+                 and r.context.startswith("cpu · infer"))
+    assert ratio.method.startswith("chunk medians")
+    configs["block_order"] = "sequential"
+    configs.to_csv(run / "configs.csv", index=False)
+    sequential = plots.load_runs([run])  # blocks back to back: never paired
+    ratio = next(r for r in plots.speedups(sequential) if r.kind == "model over model"
+                 and r.context.startswith("cpu · infer"))
+    assert ratio.method.startswith("chunk medians")
+    configs["block_order"] = "interleaved"
+    configs.to_csv(run / "configs.csv", index=False)
     rs = plots.load_runs([run])
     chart = plots.step_timeline_chart(rs)
     panel = next(a for a in chart.figure.axes

@@ -116,6 +116,10 @@ def test_bad_names_and_intervals_are_user_errors(tmp_path: Path) -> None:
         SamplerHost(tmp_path, "r", 0, ["psutil", "powermeter"])
     with pytest.raises(UserError, match="sample_interval_s"):
         SamplerHost(tmp_path, "r", 0, ["psutil"], -1.0)
+    # 0 no longer stands for "each sampler's default": None does
+    with pytest.raises(UserError, match=r"sample_interval_s: 0.0 is not valid; allowed: numbers"):
+        SamplerHost(tmp_path, "r", 0, ["psutil"], 0.0)
+    assert SamplerHost(tmp_path, "r", 0, ["psutil"]).interval_s is None
     with pytest.raises(UserError, match="allowed: psutil, jtop, tegrastats, nvml, all, none"):
         parse_sampler_names("psutil,bogus")
     assert parse_sampler_names("all") == ("psutil", "jtop", "tegrastats", "nvml")

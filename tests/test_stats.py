@@ -12,6 +12,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from harness import stats
 from harness.stats import RatioCI, RunSummary
@@ -29,12 +30,132 @@ def test_median_ci_order_statistics_hand_worked() -> None:
     assert stats.median_ci([1.0, 5.0, 2.0]) == (1.0, 5.0)
 
 
+def test_lag1_autocorr_hand_worked() -> None:
+    e = math.e
+    # ln values 0, 1, 0, 1: deviations ±1/2, three products of -1/4 over a sum of squares 1.
+    assert stats.lag1_autocorr([1.0, e, 1.0, e]) == pytest.approx(-0.75)
+    # Values <= 0 cannot be logged: the values themselves.
+    assert stats.lag1_autocorr([0.0, 1.0, 0.0, 1.0]) == pytest.approx(-0.75)
+    assert stats.lag1_autocorr([2.0, 2.0, 2.0]) is None  # constant: undefined
+    assert stats.lag1_autocorr([1.0, 2.0]) is None
+
+
+def test_median_variance_factor_hand_worked() -> None:
+    assert stats.median_variance_factor(0.0, 30) == 1.0
+    # n = 2: g = 1 + 2·(1 − 1/2)·(2/π)·arcsin(1/2) = 1 + (2/π)(π/6) = 4/3.
+    assert stats.median_variance_factor(0.5, 2) == pytest.approx(4 / 3)
+    assert stats.median_variance_factor(0.7, 60) > stats.median_variance_factor(0.3, 60) > 1
+    assert stats.median_variance_factor(-0.3, 60) < 1
+    with pytest.raises(ValueError):
+        stats.median_variance_factor(1.0, 10)
+
+
+_PERM = [7, 9, 6, 5, 2, 4, 10, 1, 3, 8]  # lag-1 autocorrelation exactly -1/10
+
+
+def _blom_scores(values: list[float]) -> list[float]:
+    n = len(values)
+    order = sorted(range(n), key=lambda i: values[i])
+    ranks = [0] * n
+    for r, i in enumerate(order, start=1):
+        ranks[i] = r
+    return [float(sps.norm.ppf((r - 0.375) / (n + 0.25))) for r in ranks]
+
+
+def _lag1(z: list[float]) -> float:
+    m = sum(z) / len(z)
+    d = [v - m for v in z]
+    return sum(d[i] * d[i + 1] for i in range(len(d) - 1)) / sum(v * v for v in d)
+
+
+def test_autocorr_estimate_is_rank_based_and_bias_corrected() -> None:
+    values = [math.exp(v) for v in _PERM]
+    r1 = _lag1(_blom_scores(values))
+    assert stats.autocorr_estimate(values) == pytest.approx((10 * r1 + 1) / 6)
+    # Ranks only: any increasing transform gives the same estimate.
+    assert stats.autocorr_estimate([float(v) for v in _PERM]) == pytest.approx((10 * r1 + 1) / 6)
+    # Clipped to [-0.5, 0.99]: strict alternation, a strict trend; constant → 0.
+    assert stats.autocorr_estimate([1.0, 3.0] * 6) == -0.5
+    assert stats.autocorr_estimate([float(v) for v in range(12)]) == 0.99
+    assert stats.autocorr_estimate([2.0] * 8) == pytest.approx(1 / 4)  # r1 = 0: (0 + 1)/(8 - 4)
+    with pytest.raises(ValueError, match="at least 6"):
+        stats.autocorr_estimate([1.0, 2.0, 3.0])
+
+
+def test_one_spike_does_not_erase_the_rank_estimate() -> None:
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        z = np.zeros(40)
+        for t in range(1, 40):
+            z[t] = 0.6 * z[t - 1] + 0.8 * rng.standard_normal()
+        x = np.exp(0.05 * z)
+        spiked = x.copy()
+        spiked[20] *= 10  # one 10x step (garbage collection, a co-tenant)
+        # Ranks: the spike is one high rank; most of the autocorrelation survives ...
+        assert stats.autocorr_estimate(spiked) >= 0.6 * stats.autocorr_estimate(x)
+        # ... while the plain estimate on ln x is wiped out by the spike's variance.
+        plain = stats.lag1_autocorr(spiked)
+        assert plain is not None and abs(plain) < 0.05
+
+
+def test_autocorr_median_ci_worked_step_by_step() -> None:
+    values = [math.exp(v) for v in _PERM]
+    n = 10
+    rho = stats.autocorr_estimate(values)
+    k = range(1, n)
+    g = 1 + 2 * sum((1 - j / n) * 2 / math.pi * math.asin(rho ** j) for j in k)
+    dg = 2 * sum((1 - j / n) * 2 / math.pi * j * rho ** (j - 1) / math.sqrt(1 - rho ** (2 * j))
+                 for j in k)
+    assert g == pytest.approx(stats.median_variance_factor(rho, n))
+    # 1/df = 1/(n/g − 1) + Var(ln g(ρ̂))/2 with Var ρ̂ = (1 − ρ²)/n; ranks (n+1)/2 ± t·sqrt(n·g)/2.
+    df = 1 / (1 / (n / g - 1) + (dg / g) ** 2 * (1 - rho ** 2) / n / 2)
+    half = float(sps.t.ppf(0.975, df)) * math.sqrt(n * g) / 2
+    xs = sorted(values)
+
+    def at(rank: float) -> float:
+        i = math.floor(rank)
+        return xs[i - 1] + (rank - i) * (xs[i] - xs[i - 1])
+
+    low, high = stats.autocorr_median_ci(values)
+    assert low == pytest.approx(at(5.5 - half), rel=1e-12)
+    assert high == pytest.approx(at(5.5 + half), rel=1e-12)
+
+
+def test_autocorr_median_ci_edges() -> None:
+    assert stats.autocorr_median_ci([3.0]) == (3.0, 3.0)
+    # Fewer than six values: no usable autocorrelation estimate, the full range.
+    assert stats.autocorr_median_ci([4.0, 1.0, 5.0, 2.0, 3.0]) == (1.0, 5.0)
+    assert stats.autocorr_median_ci([2.0] * 12) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="at least one"):
+        stats.autocorr_median_ci([])
+    with pytest.raises(ValueError, match="finite"):
+        stats.autocorr_median_ci([1.0, float("nan")] * 5)
+    # Scale equivariant (it depends on ranks and on the lag-1 correlation of ln x only).
+    values = [math.exp(v / 10) for v in _PERM * 3]
+    low, high = stats.autocorr_median_ci(values)
+    assert stats.autocorr_median_ci([7 * v for v in values]) == pytest.approx((7 * low, 7 * high))
+
+
+def test_autocorr_median_ci_widens_with_positive_autocorrelation() -> None:
+    rng = np.random.default_rng(11)
+    z = np.zeros(60)
+    for t in range(1, 60):
+        z[t] = 0.8 * z[t - 1] + rng.standard_normal()
+    x = np.exp(0.05 * z)
+    old_low, old_high = stats.median_ci(x)
+    low, high = stats.autocorr_median_ci(x)
+    assert low < old_low and high > old_high
+
+
 def test_summarize_and_relative_halfwidth() -> None:
-    values = [float(v) for v in range(1, 11)]
+    values = [math.exp(v) for v in _PERM]
     s = stats.summarize(values)
-    assert s["median"] == 5.5
-    assert (s["median_ci_low"], s["median_ci_high"]) == (2.0, 9.0)
-    assert stats.relative_ci_halfwidth(values) == pytest.approx(3.5 / 5.5)
+    assert s["median"] == pytest.approx((math.exp(5) + math.exp(6)) / 2)
+    assert (s["median_ci_low"], s["median_ci_high"]) == stats.autocorr_median_ci(values)
+    assert s["lag1_autocorr"] == pytest.approx(-0.1)
+    assert stats.relative_ci_halfwidth(values) == pytest.approx(
+        (s["median_ci_high"] - s["median_ci_low"]) / 2 / s["median"])
+    assert stats.summarize([5.0])["lag1_autocorr"] is None
 
 
 # --- chunk medians and batch means -----------------------------------------------------------

@@ -113,3 +113,34 @@ def test_precision_rule_extends_until_satisfied_within_the_cap() -> None:
                         images_per_step=1, warmup_steps=0, measured_steps=2,
                         max_measured_steps=5, precise_enough=lambda d: False, clock=lambda: 0)
     assert len(capped.measured) == 5
+
+
+def test_on_step_reports_every_call_outside_the_timed_regions() -> None:
+    rec = Recorder()
+    inputs = rec.inputs()
+    now = [0]
+
+    def clock() -> int:
+        return now[0]
+
+    def step(batch: int) -> int:
+        now[0] += 10 * NS  # every step takes 10 s on the fake clock
+        return rec.step(batch)
+
+    def next_input() -> int:
+        now[0] += 1 * NS  # input takes 1 s
+        return next(inputs)
+
+    seen: list[tuple[int, str, float]] = []
+
+    def on_step(calls: int, phase: str, duration_s: float) -> None:
+        seen.append((calls, phase, duration_s))
+        now[0] += 1000 * NS  # a slow callback: must land in no step's duration or wait
+
+    result = time_steps(step, rec.finish, next_input, images_per_step=1, warmup_steps=1,
+                        measured_steps=2, clock=clock, on_step=on_step)
+    assert seen == [(1, "first", 10.0), (2, "warmup", 10.0), (3, "measure", 10.0),
+                    (4, "measure", 10.0)]
+    assert result.first_step_s == 10.0
+    assert [s.duration_s for s in result.steps] == [10.0] * 3
+    assert [s.input_wait_s for s in result.steps] == [1.0] * 3

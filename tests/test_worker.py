@@ -24,10 +24,12 @@ def session(tmp_path: Path, fault: str = "", **settings: object) -> RunSession:
                       worker_env={"TFBENCH_FAULT": fault} if fault else {})
 
 
-def test_sigkill_is_recorded_as_oom_kill(tmp_path: Path) -> None:
+def test_sigkill_without_oom_evidence_is_failed_not_a_guessed_oom(tmp_path: Path) -> None:
+    # The worker kills itself: no OOM killer was involved, and the cgroup counter and the
+    # kernel log (where readable) say so.
     outcome = session(tmp_path, "kill").run_cell(CELL)
-    assert outcome.status == "oom"
-    assert "SIGKILL" in outcome.reason
+    assert outcome.status == "failed"
+    assert outcome.reason.startswith("worker killed by SIGKILL; no out-of-memory evidence")
     assert "step_s_median" not in outcome.row and outcome.steps == []
 
 
@@ -72,3 +74,27 @@ def test_missing_gpu_is_a_skipped_cell(tmp_path: Path) -> None:
     assert outcome.status == "skipped"
     assert outcome.reason.startswith("gpu requested but TensorFlow sees 0 GPU(s)")
     assert outcome.steps == []
+
+
+def test_a_user_error_in_the_worker_crashes_loudly(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A UserError that reaches the worker is a preflight bug: no result file (so not an
+    ordinary failed cell), exit code EXIT_PREFLIGHT_BUG, the message in the log."""
+    import json
+
+    from harness.worker import EXIT_PREFLIGHT_BUG, main, settings_to_dict
+
+    saved = tmp_path / "sm"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"")  # passes Cell's check; refused at build
+    cell = Cell(model=str(saved), mode="train", base="unfrozen", batch_size=2, input_size=32)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"cell": cell.factors(), "settings": settings_to_dict(SETTINGS),
+                                "t0_ns": time.perf_counter_ns()}))
+    result = tmp_path / "result.json"
+    assert main([str(spec), str(result)]) == EXIT_PREFLIGHT_BUG
+    assert not result.exists()
+    out = capsys.readouterr()
+    assert "tfbench bug: preflight let a bad input reach the worker: model: a SavedModel " \
+           "directory" in out.out
+    assert "Traceback" in out.err

@@ -1,18 +1,23 @@
 """The engine protocol: the one boundary between the harness and a framework.
 
-An engine is created per cell inside a worker process. The harness asks it
-whether it can run here (`availability`), lets it convert and build
-(`prepare`, timed apart as ``convert_s`` and ``build_s``), then drives
-`adapt_input` / `step` / `finish` through the timing loop, and asks for
-`predict` on fixed inputs to check output parity with the TensorFlow fp32
-reference. `close` frees what it holds.
+An engine is created per cell inside a worker process, and the worker talks to
+its framework only through it. Before the framework initialises, the worker
+asks the engine class to make only the cell's device visible (`select_device`)
+and whether it can run here (`availability`). It then lets the engine build
+the cell's input (`input_source`) and model (`build`), convert and compile
+(`prepare`, timed apart as ``convert_s`` and ``build_s``), drives `adapt_input`
+/ `step` / `finish` through the timing loop, asks for `predict` on fixed inputs
+to check output parity with the TensorFlow fp32 reference, and reads the device
+memory peak (`reset_memory_peak`, `memory_peak`), the device used
+(`device_used`) and whether an error is the framework's out-of-memory error
+(`oom_reason`). `close` frees what it holds.
 """
 
 from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,14 +25,19 @@ import numpy as np
 
 from harness.availability import Availability
 from harness.config import Cell, RunSettings
-from harness.errors import UserError
+from harness.engine_table import ENGINES
 
-# Engine options every engine accepts: parity thresholds (harness.parity) and the number
-# of images drawn from the cell's data for calibration (int8; harness.worker).
-COMMON_OPTIONS = ("parity_max_rel_err", "parity_min_cosine", "calibration_samples")
+# Images drawn from the cell's data for int8 calibration when the engine option
+# ``calibration_samples`` is not set (harness.worker).
 DEFAULT_CALIBRATION_SAMPLES = 64
 
 
+@dataclass(frozen=True)
+class DeviceMemory:
+    """The device memory peak an engine measured, or why it has none."""
+
+    peak_bytes: int | None
+    reason: str = ""
 
 
 @dataclass
@@ -45,6 +55,18 @@ class Engine(abc.ABC):
 
     name: ClassVar[str]
 
+    @classmethod
+    def framework(cls) -> str:
+        """The package that runs this engine's model (``tensorflow``, ``jax``, ``torch``)."""
+        return ENGINES[cls.name].framework
+
+    @classmethod
+    @abc.abstractmethod
+    def select_device(cls, device: str, settings: RunSettings) -> Availability:
+        """Make only ``device`` visible to the framework and set its thread counts; runs
+        before the framework initialises. Not ok (with the reason) when the device is
+        not there."""
+
     def __init__(self, cell: Cell, settings: RunSettings, options: Mapping[str, Any]) -> None:
         self.cell = cell
         self.settings = settings
@@ -54,6 +76,21 @@ class Engine(abc.ABC):
     def availability(cls, cell: Cell, options: Mapping[str, Any]) -> Availability:
         """Cheap check, run before any model is built. Default: available."""
         return Availability(True)
+
+    @abc.abstractmethod
+    def input_source(self, classes: int) -> Any:
+        """The cell's endless batches (a `harness.data.BatchSource`) in this framework's
+        types; ``classes`` is the head's class count."""
+
+    def build(self, classes: int) -> Any:
+        """The cell's Keras model (`harness.workloads.Workload`), seeded, random-weight
+        BatchNorm statistics calibrated, with the logits head."""
+        import keras
+
+        from harness.workloads import build_workload
+
+        keras.utils.set_random_seed(self.settings.seed)
+        return build_workload(self.cell, self.settings, classes)
 
     @abc.abstractmethod
     def prepare(self, workload: Any, example: tuple[Any, Any], calibration: Any) -> PrepareInfo:
@@ -75,25 +112,39 @@ class Engine(abc.ABC):
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Model outputs (float32, host) for fixed images, for the parity check."""
 
+    def synchronize(self) -> None:  # noqa: B027 - optional hook
+        """Wait until all work launched on the device is done (default: nothing queued)."""
+
+    @abc.abstractmethod
+    def reset_memory_peak(self) -> None:
+        """Start the device memory peak afresh (called just before the timed phase)."""
+
+    @abc.abstractmethod
+    def memory_peak(self) -> DeviceMemory:
+        """The framework's own device memory peak since `reset_memory_peak`, or why not."""
+
+    @abc.abstractmethod
+    def oom_reason(self, exc: BaseException) -> str | None:
+        """A one-line reason when ``exc`` is this framework's out-of-memory error."""
+
+    @abc.abstractmethod
+    def raise_oom(self) -> Any:
+        """Make this framework's allocator fail for real (``TFBENCH_FAULT=oom``)."""
+
+    @abc.abstractmethod
+    def device_used(self) -> str:
+        """The device the framework actually runs the model on (e.g. /device:CPU:0)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free engine resources."""
 
 
-def check_option_keys(engine: str, options: Mapping[str, Any],
-                      allowed: Sequence[str]) -> None:
-    """Refuse an unknown key in a profile's ``[engine_options.<engine>]`` table."""
-    for key in options:
-        if key not in allowed:
-            raise UserError.invalid(f"engine_options.{engine} key", key, allowed)
-
-
-def int_option(engine: str, options: Mapping[str, Any], key: str, default: int,
-               lowest: int, allowed: str) -> int:
-    """An integer engine option >= ``lowest`` (booleans refused), or its default."""
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-        raise UserError.invalid(f"engine_options.{engine}.{key}", value, allowed)
-    return value
+def option(options: Mapping[str, Any], engine: str, key: str, default: Any) -> Any:
+    """An engine option (already validated by `RunSettings` against the engine table),
+    or its default."""
+    if key not in ENGINES[engine].all_options:
+        raise KeyError(f"{key!r} is not an option of engine {engine} in the engine table")
+    return options.get(key, default)
 
 
 def cpu_count() -> int:

@@ -21,20 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from harness.availability import Availability
 from harness.config import Cell, RunSettings
 from harness.engines.base import (
-    COMMON_OPTIONS,
-    Availability,
+    DeviceMemory,
     Engine,
     PrepareInfo,
-    check_option_keys,
     cpu_count,
-    int_option,
+    option,
     run_in_batches,
 )
-from harness.errors import UserError
-
-OPTION_KEYS = ("num_threads", "xnnpack", *COMMON_OPTIONS)
+from harness.engines.tfruntime import TensorFlowRuntime
 
 
 def interpreter_module() -> tuple[Any, Any, str]:
@@ -57,13 +54,11 @@ def interpreter_module() -> tuple[Any, Any, str]:
                 f"tf.lite.Interpreter (TensorFlow {tf.__version__})")
 
 
-def check_options(options: Mapping[str, Any]) -> tuple[int, bool]:
-    """Validated ``(num_threads, xnnpack)`` from a profile's ``[engine_options.litert]``."""
-    check_option_keys("litert", options, OPTION_KEYS)
-    threads = int_option("litert", options, "num_threads", 0, 0, "integers >= 0 (0: all cores)")
-    xnnpack = options.get("xnnpack", True)
-    if not isinstance(xnnpack, bool):
-        raise UserError.invalid("engine_options.litert.xnnpack", xnnpack, "true, false")
+def resolve_options(options: Mapping[str, Any]) -> tuple[int, bool]:
+    """``(num_threads, xnnpack)`` from ``[engine_options.litert]`` (validated by
+    `RunSettings` against the engine table): 0 threads means every core."""
+    threads: int = option(options, "litert", "num_threads", 0)
+    xnnpack: bool = option(options, "litert", "xnnpack", True)
     return threads or cpu_count(), xnnpack
 
 
@@ -93,14 +88,14 @@ def convert(model: Any, precision: str,
     return flatbuffer
 
 
-class LiteRtEngine(Engine):
+class LiteRtEngine(TensorFlowRuntime):
     """A converted TFLite model in the LiteRT interpreter (inference only)."""
 
     name = "litert"
 
     def __init__(self, cell: Cell, settings: RunSettings, options: Mapping[str, Any]) -> None:
         super().__init__(cell, settings, options)
-        self.num_threads, self.xnnpack = check_options(self.options)
+        self.num_threads, self.xnnpack = resolve_options(self.options)
 
     @classmethod
     def availability(cls, cell: Cell, options: Mapping[str, Any]) -> Availability:
@@ -181,6 +176,10 @@ class LiteRtEngine(Engine):
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return run_in_batches(self._run, images, self.cell.batch_size)
+
+    def memory_peak(self) -> DeviceMemory:
+        return DeviceMemory(None, "LiteRT runs on the CPU here: its tensor arena is host "
+                                  "memory (host_rss_peak_bytes)")
 
     def close(self) -> None:
         self.interp = None

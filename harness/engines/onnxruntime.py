@@ -17,20 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.availability import Availability
 from harness.config import Cell, RunSettings
-from harness.engines.base import (
-    COMMON_OPTIONS,
-    Availability,
-    Engine,
-    PrepareInfo,
-    check_option_keys,
-    cpu_count,
-    int_option,
-)
-from harness.errors import UserError
+from harness.engines.base import DeviceMemory, Engine, PrepareInfo, cpu_count, option
+from harness.engines.tfruntime import TensorFlowRuntime
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-OPTION_KEYS = ("num_threads", "opset", "providers", *COMMON_OPTIONS)
 DEFAULT_OPSET = 17
 
 
@@ -53,17 +45,12 @@ def choose_providers(device: str, available: Sequence[str],
     return [*gpu, "CPUExecutionProvider"], ""
 
 
-def check_options(options: Mapping[str, Any]) -> tuple[int, int, list[str] | None]:
-    """Validated ``(num_threads, opset, providers)`` from ``[engine_options.onnxruntime]``."""
-    check_option_keys("onnxruntime", options, OPTION_KEYS)
-    threads = int_option("onnxruntime", options, "num_threads", 0, 0,
-                         "integers >= 0 (0: all cores)")
-    opset = int_option("onnxruntime", options, "opset", DEFAULT_OPSET, 1, "integers >= 1")
-    providers = options.get("providers")
-    if providers is not None and (not isinstance(providers, (list, tuple))
-                                  or not all(isinstance(p, str) for p in providers)):
-        raise UserError.invalid("engine_options.onnxruntime.providers", providers,
-                                "a list of provider names, e.g. ['CUDAExecutionProvider']")
+def resolve_options(options: Mapping[str, Any]) -> tuple[int, int, list[str] | None]:
+    """``(num_threads, opset, providers)`` from ``[engine_options.onnxruntime]`` (validated
+    by `RunSettings` against the engine table): 0 threads means every core."""
+    threads: int = option(options, "onnxruntime", "num_threads", 0)
+    opset: int = option(options, "onnxruntime", "opset", DEFAULT_OPSET)
+    providers = option(options, "onnxruntime", "providers", None)
     return threads or cpu_count(), opset, list(providers) if providers else None
 
 
@@ -77,14 +64,14 @@ def convert(model: Any, input_size: int, opset: int) -> Any:
     return proto
 
 
-class OnnxRuntimeEngine(Engine):
+class OnnxRuntimeEngine(TensorFlowRuntime):
     """A tf2onnx-converted model in an ONNX Runtime InferenceSession (inference only)."""
 
     name = "onnxruntime"
 
     def __init__(self, cell: Cell, settings: RunSettings, options: Mapping[str, Any]) -> None:
         super().__init__(cell, settings, options)
-        self.num_threads, self.opset, self.requested = check_options(self.options)
+        self.num_threads, self.opset, self.requested = resolve_options(self.options)
 
     @classmethod
     def availability(cls, cell: Cell, options: Mapping[str, Any]) -> Availability:
@@ -153,6 +140,18 @@ class OnnxRuntimeEngine(Engine):
     def predict(self, images: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: np.asarray(images, dtype=np.float32)})
         return np.asarray(out[0], dtype=np.float32)
+
+    def memory_peak(self) -> DeviceMemory:
+        return DeviceMemory(None, "ONNX Runtime does not report its allocator's peak "
+                                  "(TensorFlow's allocator does not see its memory)")
+
+    def oom_reason(self, exc: BaseException) -> str | None:
+        """TensorFlow's error (conversion), or ONNX Runtime's allocation failure, which
+        its Python binding raises as a generic error with this message."""
+        text = str(exc)
+        if "Failed to allocate memory" in text or "bad_alloc" in text:
+            return f"{type(exc).__name__}: {text}"
+        return super().oom_reason(exc)
 
     def close(self) -> None:
         self.session = None

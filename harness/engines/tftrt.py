@@ -25,19 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.availability import Availability
 from harness.config import Cell, RunSettings
-from harness.engines.base import (
-    COMMON_OPTIONS,
-    Availability,
-    Engine,
-    PrepareInfo,
-    check_option_keys,
-    int_option,
-    run_in_batches,
-)
+from harness.engines.base import Engine, PrepareInfo, option, run_in_batches
+from harness.engines.tfruntime import TensorFlowRuntime
 
 PRECISION_MODES = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
-OPTION_KEYS = ("max_workspace_size_bytes", "minimum_segment_size", *COMMON_OPTIONS)
 DEFAULT_WORKSPACE_BYTES = 1 << 30
 DEFAULT_MIN_SEGMENT = 3
 INPUT_NAME = "image"
@@ -106,12 +99,10 @@ def decide(facts: Mapping[str, Any], device: str) -> Availability:
 
 
 def converter_params(precision: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``TrtGraphConverterV2`` from the cell and its engine options."""
-    check_option_keys("tftrt", options, OPTION_KEYS)
-    workspace = int_option("tftrt", options, "max_workspace_size_bytes",
-                           DEFAULT_WORKSPACE_BYTES, 1, "integers > 0 (bytes)")
-    segment = int_option("tftrt", options, "minimum_segment_size", DEFAULT_MIN_SEGMENT, 1,
-                         "integers >= 1")
+    """Keyword arguments for ``TrtGraphConverterV2`` from the cell and its engine options
+    (validated by `RunSettings` against the engine table)."""
+    workspace = option(options, "tftrt", "max_workspace_size_bytes", DEFAULT_WORKSPACE_BYTES)
+    segment = option(options, "tftrt", "minimum_segment_size", DEFAULT_MIN_SEGMENT)
     return {
         "precision_mode": PRECISION_MODES[precision],
         "max_workspace_size_bytes": workspace,
@@ -174,7 +165,7 @@ def graph_makeup(graph_def: Any) -> dict[str, Any]:
     }
 
 
-class TfTrtEngine(Engine):
+class TfTrtEngine(TensorFlowRuntime):
     """A Keras model converted by TF-TRT, engines built for the cell's batch shape."""
 
     name = "tftrt"

@@ -91,8 +91,16 @@ def make_sampler(name: str) -> Sampler:
 
 def parse_sampler_names(value: str | Iterable[str]) -> tuple[str, ...]:
     """Validate a ``--samplers`` value: names, ``all`` or ``none``; returns the names."""
-    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value)]
-    items = [v for v in items if v]
+    raw = value.split(",") if isinstance(value, str) else list(value)
+    for item in raw:
+        if not isinstance(item, str):
+            raise UserError.invalid("samplers", item, (*SAMPLER_NAMES, "all", "none"))
+    items = [v for v in (v.strip() for v in raw) if v]
+    for word in ("none", "all"):
+        if word in items and len(items) > 1:
+            raise UserError(f"samplers: {','.join(items)!r} makes no sense: {word!r} cannot "
+                            "be combined with other samplers; allowed: a list of "
+                            f"{', '.join(SAMPLER_NAMES)}, or all, or none")
     if items in (["none"], []):
         return ()
     if items == ["all"]:

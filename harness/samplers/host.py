@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -50,18 +51,21 @@ class SamplerHost:
     """Runs and talks to the sampler process of one run."""
 
     def __init__(self, run_dir: Path, run_id: str, t0_ns: int, names: Sequence[str],
-                 interval_s: float = 0.0) -> None:
+                 interval_s: float | None = None, host: str | None = None) -> None:
         for name in names:
             if name not in SAMPLER_NAMES:
                 raise UserError.invalid("samplers", name, SAMPLER_NAMES)
-        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) \
-                or interval_s < 0:
-            raise UserError.invalid("sample_interval_s", interval_s, "numbers >= 0 (0: defaults)")
+        if interval_s is not None and (isinstance(interval_s, bool)
+                                       or not isinstance(interval_s, (int, float))
+                                       or not interval_s > 0):
+            raise UserError.invalid("sample_interval_s", interval_s,
+                                    "numbers > 0 (None: each sampler's own interval)")
         self.run_dir = Path(run_dir)
         self.run_id = run_id
+        self.host = host or socket.gethostname()
         self.t0_ns = int(t0_ns)
         self.names = tuple(dict.fromkeys(names))
-        self.interval_s = float(interval_s)
+        self.interval_s = None if interval_s is None else float(interval_s)
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -88,13 +92,14 @@ class SamplerHost:
         """Start the process; each sampler name -> ``active`` or the reason it is skipped."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config = {"run_dir": str(self.run_dir), "run_id": self.run_id, "t0_ns": self.t0_ns,
+                  "host": self.host,
                   "names": list(self.names), "interval_s": self.interval_s}
         with (self.run_dir / LOG_FILE).open("a") as log_fh:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.samplers.host", json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_fh, text=True,
-                bufsize=1,
-            )
+                bufsize=1, start_new_session=True,  # a terminal's Ctrl-C reaches the
+            )                                       # orchestrator, which stops us
         self._reader = threading.Thread(target=self._pump, name="sampler-host-reader",
                                         daemon=True)
         self._reader.start()
@@ -238,9 +243,11 @@ class _Timeline:
 class _Process:
     def __init__(self, config: dict[str, Any], out: IO[str]) -> None:
         self.run_id = str(config["run_id"])
+        self.host = config.get("host")
         self.t0_ns = int(config["t0_ns"])
         self.names = list(config["names"])
-        self.interval_s = float(config["interval_s"])
+        self.interval_s = (None if config["interval_s"] is None
+                           else float(config["interval_s"]))
         self.appender = RunFiles(Path(config["run_dir"])).appender(SAMPLES_FILE)
         self.out = out
         self.samplers: dict[str, Sampler] = {}
@@ -265,7 +272,8 @@ class _Process:
                 avail = sampler.availability()
                 if not avail.ok:
                     raise SamplerUnavailable(avail.reason)
-                interval = self.interval_s or sampler.default_interval_s
+                interval = (sampler.default_interval_s if self.interval_s is None
+                            else self.interval_s)
                 sampler.open(interval)
             except SamplerUnavailable as exc:
                 self.status[name] = str(exc) or "unavailable"
@@ -304,7 +312,8 @@ class _Process:
             return
         self.pending.sort(key=lambda p: p[0])
         rows = [{"run_id": self.run_id, "config_id": self.timeline.at(t), "sampler": name,
-                 "metric": metric, "unit": unit, "t_s": (t - self.t0_ns) / 1e9, "value": value}
+                 "metric": metric, "unit": unit, "t_s": (t - self.t0_ns) / 1e9, "value": value,
+                 "host": self.host}
                 for t, name, metric, unit, value in self.pending]
         self.appender.append(rows)
         self.pending = []

@@ -2,12 +2,15 @@
 
 Power is the instantaneous field (``NVML_FI_DEV_POWER_INSTANT``) where the
 driver supports it, else ``nvmlDeviceGetPowerUsage`` (a 1 s average on Ampere
-and newer); the cumulative energy counter (mJ since driver load) is recorded
+and newer), chosen once per GPU at open and reported as a problem when it is
+the average; a failed instant read later stops the sampler rather than switch
+silently. The cumulative energy counter (mJ since driver load) is recorded
 as ``energy_counter`` in J so that a cell's energy is a counter difference.
 Memory uses the v2 struct (v1's ``used`` includes reserved memory). With
 several GPUs the values are summed (power, energy, memory) or the maximum is
 taken (load). No library, no GPU, or NotSupported for power (Jetson Orin) make
-the sampler unavailable with the reason; NVML is initialised in the sampler
+the sampler unavailable with the reason (NVML's own errors only: any other
+exception is a bug and propagates); NVML is initialised in the sampler
 process because it does not survive fork.
 """
 
@@ -54,16 +57,20 @@ class NvmlSampler:
         self._handles: list[Any] = []
         self._instant: list[bool] = []
         self._energy: list[bool] = []
+        self._pending: list[str] = []
 
     def _module(self) -> Any:
         return self._nvml_module if self._nvml_module is not None else _import_nvml()
 
     def _probe(self) -> tuple[Any, list[Any]]:
-        """Initialise NVML and return the handles whose power can be read; raise the reason."""
+        """Initialise NVML and return the handles whose power can be read; raise the reason.
+
+        Only NVML's own errors mean "unavailable"; anything else is a bug and propagates."""
         nvml = self._module()
+        nvml_error = nvml.NVMLError
         try:
             nvml.nvmlInit()
-        except Exception as exc:
+        except nvml_error as exc:
             raise SamplerUnavailable(_reason(nvml, exc, "initialisation")) from None
         try:
             count = int(nvml.nvmlDeviceGetCount())
@@ -72,12 +79,12 @@ class NvmlSampler:
             handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
             for h in handles:
                 nvml.nvmlDeviceGetPowerUsage(h)
-        except SamplerUnavailable:
-            nvml.nvmlShutdown()
-            raise
-        except Exception as exc:
+        except nvml_error as exc:
             nvml.nvmlShutdown()
             raise SamplerUnavailable(_reason(nvml, exc, "power")) from None
+        except BaseException:
+            nvml.nvmlShutdown()
+            raise
         return nvml, handles
 
     def availability(self) -> Availability:
@@ -91,26 +98,46 @@ class NvmlSampler:
     def open(self, interval_s: float) -> None:
         del interval_s
         self._nvml, self._handles = self._probe()
-        self._instant = [self._instant_power_w(h) is not None for h in self._handles]
+        self._instant = [self._instant_power_w(i, h, probing=True) is not None
+                         for i, h in enumerate(self._handles)]
         self._energy = []
         for h in self._handles:
             try:
                 self._nvml.nvmlDeviceGetTotalEnergyConsumption(h)
                 self._energy.append(True)
-            except Exception:  # pre-Volta or not supported: power only
+            except self._nvml.NVMLError:  # pre-Volta or not supported: power only
                 self._energy.append(False)
+        self._pending = [
+            f"GPU {i}: NVML_FI_DEV_POWER_INSTANT is not supported; power_total is "
+            "nvmlDeviceGetPowerUsage, a 1 s average on Ampere and newer"
+            for i, instant in enumerate(self._instant) if not instant]
+        if self._energy and not all(self._energy):
+            missing = [str(i) for i, e in enumerate(self._energy) if not e]
+            self._pending.append(f"GPU {', '.join(missing)}: no energy counter "
+                                 "(nvmlDeviceGetTotalEnergyConsumption); energy is the trapezoid "
+                                 "of power_total")
 
-    def _instant_power_w(self, handle: Any) -> float | None:
+    def _instant_power_w(self, index: int, handle: Any, probing: bool = False) -> float | None:
+        """The instantaneous power field in W. While probing, None means "not supported";
+        once chosen, a failed read raises rather than switch silently to the 1 s average."""
         nvml = self._nvml
         field = getattr(nvml, "NVML_FI_DEV_POWER_INSTANT", None)
         if field is None:
-            return None
+            if probing:
+                return None
+            raise RuntimeError("NVML_FI_DEV_POWER_INSTANT vanished from pynvml")
         try:
             value = nvml.nvmlDeviceGetFieldValues(handle, [field])[0]
-        except Exception:
-            return None
-        if int(value.nvmlReturn) != 0:
-            return None
+        except nvml.NVMLError:
+            if probing:
+                return None
+            raise
+        code = int(value.nvmlReturn)
+        if code != 0:
+            if probing:
+                return None
+            raise RuntimeError(f"GPU {index}: NVML_FI_DEV_POWER_INSTANT read returned NVML "
+                               f"error {code}; stopping rather than switching to the 1 s average")
         raw = getattr(value.value, _VALUE_FIELDS.get(int(value.valueType), "uiVal"))
         return float(raw) / 1000.0
 
@@ -123,9 +150,12 @@ class NvmlSampler:
         energy = 0.0
         mem = 0.0
         load = 0.0
-        for h, instant, has_energy in zip(self._handles, self._instant, self._energy, strict=False):
-            watts = self._instant_power_w(h) if instant else None
-            if watts is None:
+        for i, (h, instant, has_energy) in enumerate(zip(self._handles, self._instant,
+                                                         self._energy, strict=True)):
+            if instant:
+                watts = self._instant_power_w(i, h)
+                assert watts is not None
+            else:
                 watts = nvml.nvmlDeviceGetPowerUsage(h) / 1000.0
             power += watts
             if has_energy:
@@ -139,10 +169,11 @@ class NvmlSampler:
         return out
 
     def problems(self) -> list[str]:
-        return []
+        pending, self._pending = self._pending, []
+        return pending
 
     def close(self) -> None:
         if self._nvml is not None:
-            with contextlib.suppress(Exception):  # already shut down
+            with contextlib.suppress(self._nvml.NVMLError):  # already shut down
                 self._nvml.nvmlShutdown()
             self._nvml = None

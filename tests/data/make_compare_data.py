@@ -23,10 +23,21 @@ import numpy as np
 
 from harness import stats
 from harness.config import Cell
-from harness.records import CONFIGS_FILE, STEPS_FILE, RunFiles, write_environment
+from harness.records import (
+    CONFIGS_COLUMNS,
+    CONFIGS_FILE,
+    STEPS_FILE,
+    CsvAppender,
+    RunFiles,
+    write_environment,
+)
 
 OUT = Path(__file__).resolve().parent / "compare"
 WARMUP, MEASURED = 3, 40
+# block_order is written by the orchestrator (runside); until its column is in the tuple
+# the test data carries it after the contract's columns, where the orchestrator will put it.
+COLUMNS = CONFIGS_COLUMNS if "block_order" in CONFIGS_COLUMNS else (*CONFIGS_COLUMNS,
+                                                                       "block_order")
 RUN_SPREAD = 0.01  # log-sd of the run-to-run machine factor
 STEP_SD, PHI = 0.04, 0.6  # AR(1) step noise (log scale)
 
@@ -74,8 +85,16 @@ def ar1(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def write_run(name: str, specs: Sequence[Spec], rng: np.random.Generator,
               env: dict[str, object] | None = None, blocks: int = 1,
-              block_drift: float = 0.0) -> Path:
-    """One results directory; with blocks > 1 the cells alternate A B A B ..."""
+              block_drift: float = 0.0, block_order: str | None = None) -> Path:
+    """One results directory; with blocks > 1 the cells alternate A B A B ...
+
+    ``block_order`` is what configs.csv records (default: ``interleaved`` for
+    several blocks, ``sequential`` for one; ``""`` leaves it unrecorded, as in
+    files written before the column existed). The steps are the same either
+    way: the files, not the timing, are what the reader must go by.
+    """
+    if block_order is None:
+        block_order = "interleaved" if blocks > 1 else "sequential"
     root = OUT / name
     root.mkdir(parents=True)
     files = RunFiles(root)
@@ -110,7 +129,7 @@ def write_run(name: str, specs: Sequence[Spec], rng: np.random.Generator,
         row: dict[str, object] = {"run_id": run_id, "config_id": c.config_id, **c.factors(),
                                   "status": spec.status, "reason": spec.reason,
                                   "warmup_steps": WARMUP, "measured_steps": MEASURED,
-                                  "blocks": blocks}
+                                  "blocks": blocks, "block_order": block_order}
         measured = [float(s["duration_s"]) for s in steps[c.config_id]  # type: ignore[arg-type]
                     if s["phase"] == "measure"]
         if spec.status == "ok":
@@ -128,7 +147,7 @@ def write_run(name: str, specs: Sequence[Spec], rng: np.random.Generator,
                 row["energy_confidence"] = "ok"
         configs.append(row)
         files.appender(STEPS_FILE).append(steps[c.config_id])
-    files.appender(CONFIGS_FILE).append(configs)
+    CsvAppender(root / CONFIGS_FILE, COLUMNS).append(configs)
     return root
 
 
@@ -188,6 +207,12 @@ def main() -> None:
     (bad / "not_results" / "README.txt").write_text("a directory without environment.json\n")
     bad_json = write_run("malformed/bad_json", one_cell, rng)
     (bad_json / "environment.json").write_text("{not json\n")
+    empty_status = write_run("malformed/empty_status", one_cell, rng)
+    text = (empty_status / CONFIGS_FILE).read_text().replace(",ok,", ",,", 1)
+    (empty_status / CONFIGS_FILE).write_text(text)
+    # The same interleaved design, recorded as blocks run back to back, and not recorded.
+    write_run("sequential", il, rng, blocks=6, block_drift=0.05, block_order="sequential")
+    write_run("order_unrecorded", il, rng, blocks=6, block_drift=0.05, block_order="")
 
 
 if __name__ == "__main__":
