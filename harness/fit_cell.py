@@ -199,22 +199,14 @@ class _FeatureSource:
 def _train_step(tf: Any, workload: Any, model: Any, optimizer: Any, xla: bool) -> Any:
     """One compiled step: forward, loss (+ regularisation), gradients, update; returns the
     loss and the batch's accuracy."""
-    from harness.engines.tf import _scale_loss, _unscale
+    from harness.engines.tf import build_slots, update
 
     loss_fn = workload.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     variables = model.trainable_variables
-    if hasattr(optimizer, "build") and not getattr(optimizer, "built", True):
-        optimizer.build(variables)
+    build_slots(optimizer, variables)
 
     def train(x: Any, y: Any) -> Any:
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = loss_fn(y, logits)
-            if model.losses:
-                loss = loss + tf.add_n(model.losses)
-            scaled = _scale_loss(optimizer, loss)
-        grads = _unscale(optimizer, tape.gradient(scaled, variables))
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        loss, logits = update(tf, model, loss_fn, optimizer, variables, x, y)
         hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                 tf.cast(y, tf.int32)), tf.float32)
         return loss, tf.reduce_mean(hits)

@@ -161,6 +161,8 @@ def _distributed(base: type[Engine], dist: Distribution) -> type[Engine]:
                     calibration: Any) -> PrepareInfo:
             import tensorflow as tf
 
+            from harness.engines.tf import build_slots
+
             self.model = model = workload.model
             strategy = dist.strategy
             replicas = dist.replicas
@@ -177,8 +179,7 @@ def _distributed(base: type[Engine], dist: Distribution) -> type[Engine]:
                 variables = model.trainable_variables
                 global_batch = self.cell.batch_size * replicas
                 with dist.scope():
-                    if hasattr(optimizer, "build") and not getattr(optimizer, "built", True):
-                        optimizer.build(variables)
+                    build_slots(optimizer, variables)
 
                 def replica_step(x: Any, y: Any) -> Any:
                     with tf.GradientTape() as tape:

@@ -38,19 +38,10 @@ class TensorFlowEngine(TensorFlowRuntime):
             optimizer = model.optimizer
             loss_fn = workload.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             variables = model.trainable_variables
-            if hasattr(optimizer, "build") and not getattr(optimizer, "built", True):
-                optimizer.build(variables)  # create slots outside tf.function
+            build_slots(optimizer, variables)
 
             def train(x: Any, y: Any) -> Any:
-                with tf.GradientTape() as tape:
-                    pred = model(x, training=True)
-                    loss = loss_fn(y, pred)
-                    if model.losses:
-                        loss = loss + tf.add_n(model.losses)
-                    scaled = _scale_loss(optimizer, loss)
-                grads = tape.gradient(scaled, variables)
-                grads = _unscale(optimizer, grads)
-                optimizer.apply_gradients(zip(grads, variables, strict=True))
+                loss, _ = update(tf, model, loss_fn, optimizer, variables, x, y)
                 return loss
 
             self._fn = tf.function(train, jit_compile=self.jit_compile)
@@ -102,6 +93,29 @@ def auto_jit() -> bool:
         return False
     value = match.group(1)
     return value.startswith("single-gpu") or int(value) > 0
+
+
+def build_slots(optimizer: Any, variables: Any) -> None:
+    """Create the optimizer's slot variables now, outside any tf.function."""
+    if hasattr(optimizer, "build") and not getattr(optimizer, "built", True):
+        optimizer.build(variables)
+
+
+def update(tf: Any, model: Any, loss_fn: Any, optimizer: Any, variables: Any, x: Any,
+           y: Any) -> tuple[Any, Any]:
+    """One training update, to be called inside a tf.function: forward, loss (plus the
+    model's regularisation losses), gradients (loss-scaled under mixed precision) and the
+    optimizer step. Returns (loss, model output). The benchmark's train step and fit
+    mode's step (`harness.fit_cell`) are both this."""
+    with tf.GradientTape() as tape:
+        out = model(x, training=True)
+        loss = loss_fn(y, out)
+        if model.losses:
+            loss = loss + tf.add_n(model.losses)
+        scaled = _scale_loss(optimizer, loss)
+    grads = _unscale(optimizer, tape.gradient(scaled, variables))
+    optimizer.apply_gradients(zip(grads, variables, strict=True))
+    return loss, out
 
 
 def _scale_loss(optimizer: Any, loss: Any) -> Any:
