@@ -48,12 +48,16 @@ def _opt_bool(data: Mapping[str, Any], key: str, where: str) -> bool | None:
     raise UserError.invalid(f"environment.json: {_where(where, key)}", value, "true or false")
 
 
-def _mapping(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
+def _typed(data: Mapping[str, Any], key: str, where: str, kind: type, word: str) -> Any:
+    """``data[key]`` if it is a ``kind`` (None when absent), else the field's UserError."""
     value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise UserError.invalid(f"environment.json: {_where(where, key)}", value, "an object")
+    if value is None or isinstance(value, kind):
+        return value
+    raise UserError.invalid(f"environment.json: {_where(where, key)}", value, word)
+
+
+def _mapping(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
+    value: Mapping[str, Any] | None = _typed(data, key, where, Mapping, "an object")
     return value
 
 
@@ -63,9 +67,5 @@ def _str_map(data: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
 
 
 def _list(data: Mapping[str, Any], key: str, where: str) -> list[Any] | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise UserError.invalid(f"environment.json: {_where(where, key)}", value, "a list")
+    value: list[Any] | None = _typed(data, key, where, list, "a list")
     return value

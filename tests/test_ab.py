@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_errors import assert_one_line_error
 
 from harness.commands import ab
 
@@ -31,12 +32,7 @@ def tfbench(*args: str, env: dict[str, str] | None = None,
 
 def assert_user_error(proc: subprocess.CompletedProcess[str], out: Path, *fragments: str
                       ) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tfbench: error: "), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+    assert_one_line_error(proc.returncode, proc.stderr, *fragments)
     assert not out.exists() or not any(out.iterdir()), "nothing may be written"
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_errors import assert_one_line_error
 
 from harness.cli import main
 
@@ -182,13 +183,7 @@ def test_an_unknown_fault_value_is_refused(tmp_path: Path, capsys: pytest.Captur
 def _assert_user_error(capsys: pytest.CaptureFixture[str], argv: list[str],
                        fragments: tuple[str, ...]) -> None:
     code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tfbench: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    assert_one_line_error(code, capsys.readouterr().err, *fragments)
 
 
 # -- analysis on broken results ------------------------------------------------------------

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_errors import assert_one_line_error
 
 
 def tfbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -16,12 +17,7 @@ def tfbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 
 
 def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tfbench: error: "), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+    assert_one_line_error(proc.returncode, proc.stderr, *fragments)
 
 
 @pytest.mark.parametrize(
